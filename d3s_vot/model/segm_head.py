@@ -1,0 +1,102 @@
+"""The D3S segmentation head: GIM (top-K foreground/background similarity), the distance-map
+input of GEM, and the refinement pathway that upsamples to a full-resolution mask.
+
+Submodule names follow the authors' checkpoint (``segment0`` ... ``post0``; ``.0`` conv, ``.1`` BN)
+so their weights load with ``strict=True``.
+"""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# name, in_channels, out_channels, kernel size, ends with ReLU
+HEAD_LAYOUT: Tuple[Tuple[str, int, int, int, bool], ...] = (
+    ("segment0", 1024, 64, 1, True),
+    ("segment1", 64, 64, 3, False),
+    ("mixer", 3, 64, 3, True),
+    ("s3", 64, 32, 3, True),
+    ("s2", 32, 32, 3, True),
+    ("s1", 16, 16, 3, True),
+    ("s0", 4, 4, 3, True),
+    ("f2", 512, 32, 3, True),
+    ("f1", 256, 16, 3, True),
+    ("f0", 64, 4, 3, True),
+    ("post2", 32, 16, 3, True),
+    ("post1", 16, 4, 3, True),
+    ("post0", 4, 2, 3, False),
+)
+
+
+def conv_bn(cin: int, cout: int, kernel: int, relu: bool) -> nn.Sequential:
+    layers: List[nn.Module] = [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=True), nn.BatchNorm2d(cout)]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def _upsample2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def topk_similarity(f_test: torch.Tensor, f_train: torch.Tensor, mask_train: torch.Tensor, k: int
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mean of the top-k cosine similarities of every test cell to the foreground (``mask``) and
+    background (``1 - mask``) train cells.
+
+    The mask *multiplies* the similarities (it is not a -inf fill): masked-out cells contribute 0,
+    exactly as in D3S. Shapes: features B x C x H x W, mask B x 1 x H x W -> two B x 1 x H x W maps.
+    """
+    b, c, h, w = f_test.shape
+    test = F.normalize(f_test, dim=1).flatten(2)                  # B x C x N
+    train = F.normalize(f_train, dim=1).flatten(2)                # B x C x M
+    sim = torch.bmm(test.transpose(1, 2), train)                  # B x N x M
+    m = mask_train.flatten(1).unsqueeze(1)                        # B x 1 x M
+    pos = torch.topk(sim * m, k, dim=-1).values.mean(dim=-1)
+    neg = torch.topk(sim * (1 - m), k, dim=-1).values.mean(dim=-1)
+    return pos.view(b, 1, h, w), neg.view(b, 1, h, w)
+
+
+class SegmHead(nn.Module):
+    """Segmentation predictor: ``segm_predictor`` in the D3S checkpoint."""
+
+    def __init__(self, topk_pos: int = 3, topk_neg: int = 3) -> None:
+        super().__init__()
+        if topk_pos != topk_neg:
+            raise ValueError("D3S uses the same k for foreground and background")
+        self.topk = topk_pos
+        for name, cin, cout, kernel, relu in HEAD_LAYOUT:
+            self.add_module(name, conv_bn(cin, cout, kernel, relu))
+
+    def embed(self, layer3: torch.Tensor) -> torch.Tensor:
+        """64-channel GIM embedding of backbone layer3 features (before L2 normalisation)."""
+        return self.segment1(self.segment0(layer3))
+
+    def gim(self, f_test: torch.Tensor, f_train: torch.Tensor, mask_train: torch.Tensor,
+            dist: torch.Tensor) -> torch.Tensor:
+        """The mixer input [P_fg, pos, D] at feature resolution."""
+        size = f_test.shape[-2:]
+        mask_small = F.interpolate(mask_train, size=size, mode="nearest")
+        dist_small = F.interpolate(dist, size=size, mode="nearest")
+        pos, neg = topk_similarity(f_test, f_train, mask_small, self.topk)
+        p_fg = torch.softmax(torch.cat((pos, neg), dim=1), dim=1)[:, :1]
+        return torch.cat((p_fg, pos, dist_small), dim=1)
+
+    def decode(self, mixer_input: torch.Tensor, test_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Refinement pathway: mixer -> upsampling with conv1/layer1/layer2 skips -> 2 logit maps."""
+        conv1, layer1, layer2 = test_feats[0], test_feats[1], test_feats[2]
+        out = self.s3(_upsample2(self.mixer(mixer_input)))
+        out = self.post2(_upsample2(self.f2(layer2) + self.s2(out)))
+        out = self.post1(_upsample2(self.f1(layer1) + self.s1(out)))
+        return self.post0(_upsample2(self.f0(conv1) + self.s0(out)))
+
+    def forward(self, test_feats: Sequence[torch.Tensor], train_feats: Sequence[torch.Tensor],
+                mask_train: torch.Tensor, test_dist: torch.Tensor) -> torch.Tensor:
+        """Logits B x 2 x H x W (channel 0 foreground) from backbone taps [conv1, layer1, layer2, layer3]
+        of the test and train crops. The embedding runs in two separate calls, as in the original
+        (it matters for BatchNorm in training mode)."""
+        f_test = self.embed(test_feats[3])
+        f_train = self.embed(train_feats[3])
+        return self.decode(self.gim(f_test, f_train, mask_train, test_dist), test_feats)

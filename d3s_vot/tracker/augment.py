@@ -1,0 +1,94 @@
+"""First-frame augmentation: 27 transformed copies of the target region for the DCF.
+
+An expanded patch (twice the sample size) is transformed and centre-cropped back to the sample
+size with replicated borders: identity, 8 translations, a horizontal flip, 5 anisotropic blurs
+and 12 rotations, in that order. Translations also shift the training label.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    kind: str                      # 'identity', 'shift', 'flip', 'blur', 'rotate'
+    shift: Tuple[int, int] = (0, 0)  # (dy, dx) in sample pixels; moves the target by +shift
+    sigma: Tuple[float, float] = (0.0, 0.0)
+    angle_deg: float = 0.0
+
+
+def build_augmentations(sample_size: int, shifts: Sequence[Tuple[float, float]], fliplr: bool,
+                        blurs: Sequence[Tuple[float, float]], rotations: Sequence[float]) -> List[Augmentation]:
+    augs = [Augmentation("identity")]
+    for s in shifts:
+        # relative shifts are in units of half a sample, truncated to whole pixels
+        augs.append(Augmentation("shift", shift=(int(s[0] * sample_size / 2), int(s[1] * sample_size / 2))))
+    if fliplr:
+        augs.append(Augmentation("flip"))
+    augs += [Augmentation("blur", sigma=(float(b[0]), float(b[1]))) for b in blurs]
+    augs += [Augmentation("rotate", angle_deg=float(a)) for a in rotations]
+    return augs
+
+
+def _crop_centre(image: torch.Tensor, out: int, shift: Tuple[int, int]) -> torch.Tensor:
+    """Centre crop (or pad, replicated) to out x out, with the window moved by -shift."""
+    h, w = image.shape[-2:]
+    pad_h, pad_w = (out - h) / 2, (out - w) / 2
+    top = math.floor(pad_h) + shift[0]
+    bottom = math.ceil(pad_h) - shift[0]
+    left = math.floor(pad_w) + shift[1]
+    right = math.ceil(pad_w) - shift[1]
+    rows = torch.arange(-top, h + bottom, device=image.device).clamp_(0, h - 1)
+    cols = torch.arange(-left, w + right, device=image.device).clamp_(0, w - 1)
+    return image.index_select(-2, rows).index_select(-1, cols)
+
+
+def _blur(image: torch.Tensor, sigma: Tuple[float, float]) -> torch.Tensor:
+    """Separable Gaussian blur (zero padding); kernels built in float32 as in the original."""
+    radius = [math.ceil(2 * s) for s in sigma]
+    kernels = []
+    for r, s in zip(radius, sigma):
+        x = torch.arange(-r, r + 1, dtype=torch.float32)
+        k = torch.exp(-(x ** 2) / (2 * s ** 2))
+        kernels.append((k / k.sum()).to(device=image.device, dtype=image.dtype))
+    h, w = image.shape[-2:]
+    flat = image.reshape(-1, 1, h, w)
+    flat = F.conv2d(flat, kernels[0].view(1, 1, -1, 1), padding=(radius[0], 0))
+    flat = F.conv2d(flat, kernels[1].view(1, 1, 1, -1), padding=(0, radius[1]))
+    return flat.reshape(image.shape)
+
+
+def _rotate(image: torch.Tensor, angle_deg: float) -> torch.Tensor:
+    """Rotation about the patch centre with OpenCV's bilinear warp and replicated borders."""
+    arr = image[0].permute(1, 2, 0).cpu().numpy()
+    a = math.pi * angle_deg / 180
+    c = (np.array(arr.shape[:2], dtype=np.float64).reshape(2, 1) - 1) / 2
+    R = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+    M = np.concatenate([R, c - R @ c], 1)
+    out = cv2.warpAffine(arr, M, arr.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).unsqueeze(0).to(image.device)
+
+
+def apply_augmentations(patch: torch.Tensor, augs: Sequence[Augmentation], out_size: int) -> torch.Tensor:
+    """All augmented crops of a 1 x 3 x S x S patch, stacked: len(augs) x 3 x out x out."""
+    crops = []
+    for aug in augs:
+        if aug.kind == "identity" or aug.kind == "shift":
+            img = patch
+        elif aug.kind == "flip":
+            img = patch.flip((3,))
+        elif aug.kind == "blur":
+            img = _blur(patch, aug.sigma)
+        elif aug.kind == "rotate":
+            img = _rotate(patch, aug.angle_deg)
+        else:
+            raise ValueError(f"unknown augmentation {aug.kind!r}")
+        crops.append(_crop_centre(img, out_size, aug.shift))
+    return torch.cat(crops)

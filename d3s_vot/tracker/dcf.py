@@ -1,0 +1,237 @@
+"""The GEM's discriminative correlation filter: labels, projection, the sample memory and the
+two optimisers (joint filter+projection Gauss-Newton at initialisation, filter-only CG after).
+
+Notation: training samples ``x`` are projected features (N x C x k x k maps of size 16x16), the
+filter ``f`` is 1 x C x 4 x 4, scores are the cross-correlation of ``x`` with ``f`` (padding 2,
+last row and column dropped because the kernel is even), passed through the 'mlu' activation in
+the loss. Gauss-Newton products J^T J p are formed with one forward linearisation and one
+backward pass (no double backward).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+def mlu(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """elu(leaky_relu(x, 1/alpha), alpha): identity for x >= 0, alpha*(exp(x/alpha) - 1) below."""
+    return F.elu(F.leaky_relu(x, 1.0 / alpha), alpha)
+
+
+def mlu_grad(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Derivative of :func:`mlu` (exp(x/alpha) below zero, 1 at and above)."""
+    return torch.where(x > 0, torch.ones_like(x), torch.exp(x / alpha))
+
+
+def correlate(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """'same' cross-correlation of N x C x H x W samples with a 1 x C x k x k filter."""
+    out = F.conv2d(x, f, padding=(f.shape[-2] // 2, f.shape[-1] // 2))
+    return out[..., : x.shape[-2], : x.shape[-1]]
+
+
+def project(x: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(x, projection)
+
+
+def gaussian_label(size: int, sigma: float, centre_yx: Sequence[float], dtype: torch.dtype,
+                   device: torch.device) -> torch.Tensor:
+    """size x size Gaussian with peak 1 at ``centre_yx`` (cell offsets from the map middle)."""
+    k = torch.arange(-(size - 1) / 2, (size + 1) / 2, dtype=torch.float32, device=device).to(dtype)
+    gy = torch.exp(-1.0 / (2 * sigma ** 2) * (k - centre_yx[0]) ** 2)
+    gx = torch.exp(-1.0 / (2 * sigma ** 2) * (k - centre_yx[1]) ** 2)
+    return gy.view(-1, 1) * gx.view(1, -1)
+
+
+def pca_projection(features: torch.Tensor, dim: int) -> torch.Tensor:
+    """dim x C x 1 x 1 projection onto the leading principal directions of N x C x H x W features.
+
+    The original took left singular vectors of the (centred) covariance; those are its
+    eigenvectors, so a symmetric eigensolver gives the same subspace (signs are irrelevant: the
+    joint optimisation is symmetric under flipping a projection row with its filter channel).
+    """
+    c = features.shape[1]
+    mat = features.transpose(0, 1).reshape(c, -1)
+    mat = mat - mat.mean(dim=1, keepdim=True)
+    cov = mat @ mat.t()
+    _, vecs = torch.linalg.eigh(cov)
+    return vecs[:, -dim:].flip(-1).t().reshape(dim, c, 1, 1).contiguous()
+
+
+# ------------------------------------------------------------------------------------------------
+# Joint (filter + projection) Gauss-Newton, used once at initialisation
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class JointProblem:
+    samples: torch.Tensor          # N x C_in x H x W (unprojected)
+    labels: torch.Tensor           # N x 1 x H x W
+    sample_weight: float           # the same weight for every init sample (1/N)
+    filter_reg: float
+    projection_reg: float
+    alpha: float                   # mlu parameter
+
+
+def _joint_scores(problem: JointProblem, f: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    return correlate(project(problem.samples, P), f)
+
+
+def joint_gauss_newton(problem: JointProblem, f: torch.Tensor, P: torch.Tensor, gn_iters: int,
+                       cg_iters: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``gn_iters`` Gauss-Newton steps, each solved with ``cg_iters`` preconditioned CG
+    iterations (Fletcher-Reeves, beta clamped at 0, fresh CG state per step)."""
+    sw = math.sqrt(problem.sample_weight)
+    for _ in range(gn_iters):
+        f_var = f.detach().requires_grad_(True)
+        P_var = P.detach().requires_grad_(True)
+        with torch.enable_grad():
+            proj = project(problem.samples, P_var)
+            s = correlate(proj, f_var)
+        s_val = s.detach()
+        dact = sw * mlu_grad(s_val, problem.alpha)              # d residual / d s
+        residual = sw * (mlu(s_val, problem.alpha) - problem.labels)
+        proj_val = proj.detach()
+
+        def jt(v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+            gf, gP = torch.autograd.grad(s, (f_var, P_var), dact * v, retain_graph=True)
+            return gf, gP
+
+        def jtj(pf: torch.Tensor, pP: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+            ds = correlate(proj_val, pf) + correlate(project(problem.samples, pP), f)
+            gf, gP = jt(dact * ds)
+            return gf + problem.filter_reg * pf, gP + problem.projection_reg * pP
+
+        gf, gP = jt(residual)
+        bf = -(gf + problem.filter_reg * f)
+        bP = -(gP + problem.projection_reg * P)
+        df, dP = _cg(lambda a: jtj(*a), (bf, bP), cg_iters, precond=(problem.filter_reg, problem.projection_reg),
+                     fletcher_reeves=True)
+        f = f + df
+        P = P + dP
+    return f.detach(), P.detach()
+
+
+# ------------------------------------------------------------------------------------------------
+# Filter-only problem over the sample memory
+# ------------------------------------------------------------------------------------------------
+
+def filter_gauss_newton_step(f: torch.Tensor, samples: torch.Tensor, labels: torch.Tensor,
+                             weights: torch.Tensor, filter_reg: float, alpha: float, cg_iters: int,
+                             active: Optional[int] = None) -> torch.Tensor:
+    """One Gauss-Newton step of the filter with ``cg_iters`` unpreconditioned Polak-Ribiere CG
+    iterations. Memory slots beyond ``active`` have weight 0 and are skipped."""
+    if cg_iters <= 0:
+        return f
+    if active is not None:
+        samples, labels, weights = samples[:active], labels[:active], weights[:active]
+    sw = weights.sqrt().view(-1, 1, 1, 1)
+    s = correlate(samples, f)
+    dact = sw * mlu_grad(s, alpha)
+    residual = sw * (mlu(s, alpha) - labels)
+
+    def jt(v: torch.Tensor) -> torch.Tensor:
+        # adjoint of the correlation with respect to the filter
+        k = f.shape[-1]
+        pad = k // 2
+        vp = F.pad(dact * v, (0, 1, 0, 1))[..., : samples.shape[-2] + 1, : samples.shape[-1] + 1]
+        g = torch.nn.grad.conv2d_weight(samples, f.shape, vp, padding=pad)
+        return g
+
+    def jtj(p):
+        (pf,) = p
+        return (jt(dact * correlate(samples, pf)) + filter_reg * pf,)
+
+    b = -(jt(residual) + filter_reg * f)
+    (df,) = _cg(jtj, (b,), cg_iters, precond=None, fletcher_reeves=False)
+    return f + df
+
+
+def _cg(apply_a, b: Tuple[torch.Tensor, ...], iters: int, precond: Optional[Tuple[float, ...]],
+        fletcher_reeves: bool) -> Tuple[torch.Tensor, ...]:
+    """Conjugate gradient on a tuple of tensors from x0 = 0, as in the original optimiser
+    (standard alpha, beta clamped at 0; Polak-Ribiere uses the previous residual)."""
+
+    def ip(a, c):
+        return sum((u * v).sum() for u, v in zip(a, c))
+
+    r = tuple(t.clone() for t in b)
+    x = None
+    p = None
+    rho = None
+    r_prev = None
+    for it in range(iters):
+        z = r if precond is None else tuple(t / m for t, m in zip(r, precond))
+        rho1 = rho
+        rho = ip(r, z)
+        if rho == 0:
+            break
+        if p is None:
+            p = tuple(t.clone() for t in z)
+        else:
+            if fletcher_reeves:
+                beta = rho / rho1
+            else:
+                beta = (rho - ip(r_prev, z)) / rho1
+            beta = beta.clamp(min=0)
+            p = tuple(zt + pt * beta for zt, pt in zip(z, p))
+        q = apply_a(p)
+        alpha = rho / ip(p, q)
+        if not fletcher_reeves:
+            r_prev = tuple(t.clone() for t in r)
+        x = tuple(alpha * pt for pt in p) if x is None else tuple(xt + alpha * pt for xt, pt in zip(x, p))
+        if it < iters - 1:
+            r = tuple(rt - alpha * qt for rt, qt in zip(r, q))
+    if x is None:
+        x = tuple(torch.zeros_like(t) for t in b)
+    return x
+
+
+# ------------------------------------------------------------------------------------------------
+# Sample memory
+# ------------------------------------------------------------------------------------------------
+
+class SampleMemory:
+    """Fixed-size memory of projected samples, their labels and weights (ATOM weighting)."""
+
+    def __init__(self, size: int, channels: int, feat_size: int, dtype: torch.dtype, device: torch.device):
+        self.samples = torch.zeros(size, channels, feat_size, feat_size, dtype=dtype, device=device)
+        self.labels = torch.zeros(size, 1, feat_size, feat_size, dtype=dtype, device=device)
+        self.weights = torch.zeros(size, dtype=dtype, device=device)
+        self.num_stored = 0
+        self.previous_slot: Optional[int] = None
+
+    def init(self, samples: torch.Tensor, labels: torch.Tensor) -> None:
+        n = samples.shape[0]
+        self.samples[:n] = samples
+        self.labels[:n] = labels
+        self.weights[:n] = 1.0 / n
+        self.num_stored = n
+
+    def insert(self, sample: torch.Tensor, label: torch.Tensor, learning_rate: float) -> int:
+        """Replace the lowest-weight slot; returns the slot index."""
+        w = self.weights
+        if self.num_stored == 0 or learning_rate == 1:
+            w.zero_()
+            w[0] = 1
+            slot = 0
+        else:
+            slot = int(torch.argmin(w).item())
+            if self.previous_slot is None:
+                w /= 1 - learning_rate
+                w[slot] = learning_rate
+            else:
+                w[slot] = w[self.previous_slot] / (1 - learning_rate)
+        w /= w.sum()
+        self.previous_slot = slot
+        self.samples[slot:slot + 1] = sample
+        self.labels[slot:slot + 1] = label
+        self.num_stored += 1
+        return slot
+
+    @property
+    def active(self) -> int:
+        """Number of leading slots that can hold a sample (the rest have weight 0)."""
+        return min(self.num_stored, self.samples.shape[0])
