@@ -67,7 +67,8 @@ def parse_region(region, image_shape) -> InitRegion:
     if arr.size == 8:
         _check_finite(arr, "init polygon")
         xs, ys = arr[0::2], arr[1::2]
-        box = polygon_to_box(xs, ys)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            box = polygon_to_box(xs, ys)
         if not np.all(np.isfinite(box)) or box[2] <= 1 or box[3] <= 1:
             raise ValueError(f"init polygon {arr.tolist()} is degenerate (zero area)")
         _check_overlap(xs.min(), ys.min(), xs.max(), ys.max(), im_w, im_h)
