@@ -147,10 +147,10 @@ class D3STracker:
     @torch.no_grad()
     def initialize(self, image: np.ndarray, region) -> None:
         """Start a sequence. ``region``: 0-based [x, y, w, h], 8-number polygon or H x W mask."""
+        self._state = None      # a failed initialisation must not leave the previous sequence usable
         image = check_image(image)
         init = parse_region(region, image.shape)
         with deterministic_mode(self.params.deterministic, self.device):
-            self._state = None
             self._state = self._initialize(image, init)
 
     def _initialize(self, image: np.ndarray, init: InitRegion) -> _State:

@@ -57,8 +57,9 @@ def pca_projection(features: torch.Tensor, dim: int) -> torch.Tensor:
     mat = features.transpose(0, 1).reshape(c, -1)
     mat = mat - mat.mean(dim=1, keepdim=True)
     cov = mat @ mat.t()
-    _, vecs = torch.linalg.eigh(cov)
-    return vecs[:, -dim:].flip(-1).t().reshape(dim, c, 1, 1).contiguous()
+    # float64 solver: LAPACK's float32 symmetric eigensolver is ~10x slower here, and less accurate
+    _, vecs = torch.linalg.eigh(cov.double())
+    return vecs[:, -dim:].flip(-1).t().reshape(dim, c, 1, 1).to(features.dtype).contiguous()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -75,32 +76,73 @@ class JointProblem:
     alpha: float                   # mlu parameter
 
 
-def _joint_scores(problem: JointProblem, f: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
-    return correlate(project(problem.samples, P), f)
+class Correlator:
+    """:func:`correlate` and its adjoint for a fixed set of samples, as matrix products.
+
+    With one output channel the 'same' correlation is a sum of k*k shifted maps, each a linear
+    combination of the input channels: one (k*k x C) @ (C x N*H*W) product and a few slice adds.
+    The adjoint (gradient with respect to the filter) is the transposed product. Both are much
+    faster than convolution kernels for 1 x C x 4 x 4 filters on CPU.
+    """
+
+    def __init__(self, samples: torch.Tensor, kernel_size: int):
+        n, c, h, w = samples.shape
+        self.shape = (n, c, h, w)
+        self.k = kernel_size
+        self.pad = kernel_size // 2
+        self.mat = samples.transpose(0, 1).reshape(c, n * h * w)       # C x (N*H*W)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = self.shape
+        k, pad = self.k, self.pad
+        taps = (f.reshape(c, k * k).t() @ self.mat).view(k * k, n, h, w)
+        taps = F.pad(taps, (pad, k - 1 - pad, pad, k - 1 - pad))
+        out = None
+        for ky in range(k):
+            for kx in range(k):
+                part = taps[ky * k + kx, :, ky:ky + h, kx:kx + w]
+                out = part.clone() if out is None else out.add_(part)
+        return out.unsqueeze(1)
+
+    def adjoint(self, v: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = self.shape
+        k, pad = self.k, self.pad
+        vp = F.pad(v[:, 0], (k - 1 - pad, pad, k - 1 - pad, pad))
+        shifts = torch.stack([vp[:, k - 1 - ky:k - 1 - ky + h, k - 1 - kx:k - 1 - kx + w]
+                              for ky in range(k) for kx in range(k)])   # (k*k) x N x H x W
+        return (self.mat @ shifts.reshape(k * k, n * h * w).t()).reshape(1, c, k, k)
+
+
+def _merged_filter(f: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """Projection and filter folded into one filter on the unprojected features:
+    correlate(project(x, P), f) == correlate(x, _merged_filter(f, P))."""
+    return torch.einsum("cd,ckl->dkl", P[:, :, 0, 0], f[0]).unsqueeze(0)
 
 
 def joint_gauss_newton(problem: JointProblem, f: torch.Tensor, P: torch.Tensor, gn_iters: int,
                        cg_iters: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """``gn_iters`` Gauss-Newton steps, each solved with ``cg_iters`` preconditioned CG
-    iterations (Fletcher-Reeves, beta clamped at 0, fresh CG state per step)."""
+    iterations (Fletcher-Reeves, beta clamped at 0, fresh CG state per step).
+
+    Because the projection is linear, J p and J^T v are computed on the unprojected features with
+    a merged filter, one correlation and one correlation adjoint per CG iteration.
+    """
+    corr = Correlator(problem.samples, f.shape[-1])
     sw = math.sqrt(problem.sample_weight)
     for _ in range(gn_iters):
-        f_var = f.detach().requires_grad_(True)
-        P_var = P.detach().requires_grad_(True)
-        with torch.enable_grad():
-            proj = project(problem.samples, P_var)
-            s = correlate(proj, f_var)
-        s_val = s.detach()
-        dact = sw * mlu_grad(s_val, problem.alpha)              # d residual / d s
-        residual = sw * (mlu(s_val, problem.alpha) - problem.labels)
-        proj_val = proj.detach()
+        s = corr.forward(_merged_filter(f, P))
+        dact = sw * mlu_grad(s, problem.alpha)                  # d residual / d scores
+        residual = sw * (mlu(s, problem.alpha) - problem.labels)
+        P2 = P[:, :, 0, 0]
 
-        def jt(v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-            gf, gP = torch.autograd.grad(s, (f_var, P_var), dact * v, retain_graph=True)
+        def jt(v: torch.Tensor, f=f, P2=P2) -> Tuple[torch.Tensor, torch.Tensor]:
+            G = corr.adjoint(dact * v)[0]                           # C_in x k x k
+            gf = torch.einsum("cd,dkl->ckl", P2, G).unsqueeze(0)
+            gP = torch.einsum("ckl,dkl->cd", f[0], G)[:, :, None, None]
             return gf, gP
 
-        def jtj(pf: torch.Tensor, pP: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-            ds = correlate(proj_val, pf) + correlate(project(problem.samples, pP), f)
+        def jtj(pf: torch.Tensor, pP: torch.Tensor, f=f, P=P, jt=jt) -> Tuple[torch.Tensor, torch.Tensor]:
+            ds = corr.forward(_merged_filter(pf, P) + _merged_filter(f, pP))
             gf, gP = jt(dact * ds)
             return gf + problem.filter_reg * pf, gP + problem.projection_reg * pP
 
@@ -111,7 +153,7 @@ def joint_gauss_newton(problem: JointProblem, f: torch.Tensor, P: torch.Tensor, 
                      fletcher_reeves=True)
         f = f + df
         P = P + dP
-    return f.detach(), P.detach()
+    return f, P
 
 
 # ------------------------------------------------------------------------------------------------
@@ -127,22 +169,18 @@ def filter_gauss_newton_step(f: torch.Tensor, samples: torch.Tensor, labels: tor
         return f
     if active is not None:
         samples, labels, weights = samples[:active], labels[:active], weights[:active]
+    corr = Correlator(samples, f.shape[-1])
     sw = weights.sqrt().view(-1, 1, 1, 1)
-    s = correlate(samples, f)
+    s = corr.forward(f)
     dact = sw * mlu_grad(s, alpha)
     residual = sw * (mlu(s, alpha) - labels)
 
     def jt(v: torch.Tensor) -> torch.Tensor:
-        # adjoint of the correlation with respect to the filter
-        k = f.shape[-1]
-        pad = k // 2
-        vp = F.pad(dact * v, (0, 1, 0, 1))[..., : samples.shape[-2] + 1, : samples.shape[-1] + 1]
-        g = torch.nn.grad.conv2d_weight(samples, f.shape, vp, padding=pad)
-        return g
+        return corr.adjoint(dact * v)
 
     def jtj(p):
         (pf,) = p
-        return (jt(dact * correlate(samples, pf)) + filter_reg * pf,)
+        return (jt(dact * corr.forward(pf)) + filter_reg * pf,)
 
     b = -(jt(residual) + filter_reg * f)
     (df,) = _cg(jtj, (b,), cg_iters, precond=None, fletcher_reeves=False)

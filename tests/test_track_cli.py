@@ -1,0 +1,273 @@
+"""``python -m d3s_vot.track``: sequence discovery, frame reading, output format, errors, a real run."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+import pytest
+
+from d3s_vot import track
+from d3s_vot.io_utils import find_sequence, natural_key, read_frame
+
+
+def write_frames(folder: Path, frames, names=None, ext=".jpg"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        name = names[i] if names else f"{i + 1:08d}{ext}"
+        assert cv2.imwrite(str(folder / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+
+def coloured_frames(n, h=60, w=80):
+    """Frame i: red channel = 10*i, green = 100, blue = 200 (so RGB order is checkable)."""
+    return [np.dstack([np.full((h, w), 10 * i, np.uint8), np.full((h, w), 100, np.uint8),
+                       np.full((h, w), 200, np.uint8)]) for i in range(n)]
+
+
+@dataclass
+class StubResult:
+    box: np.ndarray
+    polygon: Optional[np.ndarray]
+    mask: np.ndarray
+
+
+class StubTracker:
+    """Stands in for D3STracker: moves a fixed box 1 px right per frame, records what it was given."""
+
+    def __init__(self):
+        self.images, self.init_region = [], None
+
+    def initialize(self, image, region):
+        if len(region) == 4 and region[2] > 1000:
+            raise ValueError("region is larger than the image")
+        self.images = [image]  # re-initialisation starts over, as in D3STracker
+        self.init_region = np.asarray(region, dtype=float)
+
+    def track(self, image):
+        self.images.append(image)
+        k = len(self.images) - 1
+        box = np.array([10.0 + k, 20.0, 30.5, 15.25])
+        mask = np.zeros(image.shape[:2], np.uint8)
+        mask[20:35, 10 + k:40 + k] = 1
+        polygon = None
+        if len(self.init_region) == 8:
+            polygon = np.array([[10.0 + k, 20.0], [40.5 + k, 20.0], [40.5 + k, 35.25], [10.0 + k, 35.25]])
+        return StubResult(box, polygon, mask)
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    """Run the CLI with the stub tracker and without loading weights."""
+    tracker = StubTracker()
+    monkeypatch.setattr(track, "make_tracker", lambda weights, params, device, dtype: tracker)
+    monkeypatch.setattr(track, "load_job_weights", lambda args: None)
+    return tracker
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = track.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# ---------------------------------------------------------------------------------------------
+# sequence layouts and frames
+# ---------------------------------------------------------------------------------------------
+
+def test_natural_order_and_layouts(tmp_path):
+    names = ["10.jpg", "2.jpg", "1.jpg", "frame_0011.png", ".hidden.jpg", "notes.txt"]
+    frames = coloured_frames(len(names))
+    for name, frame in zip(names, frames):
+        if name.endswith("txt"):
+            (tmp_path / name).write_text("x")
+        else:
+            write_frames(tmp_path, [frame], [name])
+    assert [p.name for p in find_sequence(tmp_path).frames] == ["1.jpg", "2.jpg", "10.jpg", "frame_0011.png"]
+    assert sorted(["a10", "a9", "A1"], key=natural_key) == ["A1", "a9", "a10"]
+    vot = tmp_path / "vot"
+    write_frames(vot / "color", coloured_frames(2))
+    (vot / "groundtruth.txt").write_text("1,2,3,4,5,6,7,8\n")
+    seq = find_sequence(vot)
+    assert [p.name for p in seq.frames] == ["00000001.jpg", "00000002.jpg"] and seq.groundtruth == vot / "groundtruth.txt"
+
+
+def test_read_frame_rgb_gray_16bit_alpha(tmp_path):
+    bgr = np.zeros((4, 5, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV's order
+    cv2.imwrite(str(tmp_path / "c.png"), bgr)
+    assert read_frame(tmp_path / "c.png")[0, 0].tolist() == [0, 0, 200]
+    cv2.imwrite(str(tmp_path / "g.png"), np.full((4, 5), 77, np.uint8))
+    gray = read_frame(tmp_path / "g.png")
+    assert gray.shape == (4, 5, 3) and gray.dtype == np.uint8 and np.all(gray == 77)
+    cv2.imwrite(str(tmp_path / "d.png"), np.array([[0, 257, 65535, 32896]], np.uint16))
+    assert read_frame(tmp_path / "d.png")[0, :, 0].tolist() == [0, 1, 255, 128]
+    bgra = np.dstack([bgr, np.full((4, 5), 9, np.uint8)])
+    cv2.imwrite(str(tmp_path / "a.png"), bgra)
+    assert read_frame(tmp_path / "a.png").shape == (4, 5, 3)
+
+
+def test_region_mask_box_and_polygon():
+    mask = track.region_mask(np.array([2.0, 1.0, 3.0, 2.0]), 6, 8)
+    assert mask.sum() == 6 and mask[1:3, 2:5].all()
+    assert track.region_mask(np.array([-5.0, -5.0, 100.0, 100.0]), 6, 8).sum() == 48
+    poly = track.region_mask(np.array([1.0, 1.0, 4.0, 1.0, 4.0, 3.0, 1.0, 3.0]), 6, 8)
+    assert poly.sum() == 12 and poly[1:4, 1:5].all()
+
+
+# ---------------------------------------------------------------------------------------------
+# runs with the stand-in tracker (exact output format)
+# ---------------------------------------------------------------------------------------------
+
+def test_box_run_from_got10k_layout(tmp_path, stub, capsys):
+    seq = tmp_path / "GOT-10k_Val_000001"
+    write_frames(seq, coloured_frames(4), ext=".png")  # lossless, so the RGB values are exact
+    (seq / "groundtruth.txt").write_text("10.0000,20.0000,30.0000,15.0000\n11,20,30,15\n")
+    out = tmp_path / "res" / "out.txt"
+    code, stdout, err = run_cli(capsys, seq, "--out", out, "--masks", tmp_path / "masks")
+    assert code == 0, err
+    assert out.read_text() == ("10.0000,20.0000,30.0000,15.0000\n11.0000,20.0000,30.5000,15.2500\n"
+                               "12.0000,20.0000,30.5000,15.2500\n13.0000,20.0000,30.5000,15.2500\n")
+    assert stdout.startswith(f"wrote 4 regions to {out} (")
+    assert [img[0, 0].tolist() for img in stub.images] == [[10 * i, 100, 200] for i in range(4)]  # RGB
+    np.testing.assert_array_equal(stub.init_region, [10, 20, 30, 15])
+    masks = sorted(p.name for p in (tmp_path / "masks").iterdir())
+    assert masks == ["00000001.png", "00000002.png", "00000003.png", "00000004.png"]
+    first = cv2.imread(str(tmp_path / "masks" / "00000001.png"), cv2.IMREAD_UNCHANGED)
+    assert first.dtype == np.uint8 and set(np.unique(first)) == {0, 255}
+    assert (first > 0).sum() == 30 * 15 and first[20:35, 10:40].all()
+    second = cv2.imread(str(tmp_path / "masks" / "00000002.png"), cv2.IMREAD_UNCHANGED)
+    assert (second > 0).sum() == 30 * 15 and second[20:35, 11:41].all()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out.txt"]  # no temp files left
+
+
+def test_polygon_run_from_vot_layout_and_init_override(tmp_path, stub, capsys):
+    seq = tmp_path / "vot-seq"
+    write_frames(seq / "color", coloured_frames(3))
+    (seq / "groundtruth.txt").write_text("10 20 40 20 40 35 10 35\n")
+    out = tmp_path / "poly.txt"
+    code, _, err = run_cli(capsys, seq, "--out", out)
+    assert code == 0, err
+    lines = out.read_text().splitlines()
+    assert lines[0] == "10.0000,20.0000,40.0000,20.0000,40.0000,35.0000,10.0000,35.0000"
+    assert lines[1] == "11.0000,20.0000,41.5000,20.0000,41.5000,35.2500,11.0000,35.2500"
+    assert len(lines) == 3
+    code, _, err = run_cli(capsys, seq, "--out", out, "--init", "5,6,7,8")
+    assert code == 0, err
+    assert out.read_text().splitlines()[0] == "5.0000,6.0000,7.0000,8.0000"
+    assert out.read_text().splitlines()[1] == "11.0000,20.0000,30.5000,15.2500"
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: one clear line, exit 2
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def seq_dir(tmp_path):
+    seq = tmp_path / "seq"
+    write_frames(seq, coloured_frames(3))
+    (seq / "groundtruth.txt").write_text("10,20,30,15\n")
+    return seq
+
+
+def expect_error(capsys, expected_start, *argv):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: " + expected_start), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_errors_sequence(tmp_path, seq_dir, stub, capsys):
+    out = tmp_path / "o.txt"
+    expect_error(capsys, f"{tmp_path / 'nope'}: no such directory", tmp_path / "nope", "--out", out)
+    (tmp_path / "empty").mkdir()
+    expect_error(capsys, f"{tmp_path / 'empty'}: no frames found", tmp_path / "empty", "--out", out)
+    (seq_dir / "groundtruth.txt").unlink()
+    expect_error(capsys, f"{seq_dir}: no groundtruth.txt; give the initial region with --init", seq_dir, "--out", out)
+    (seq_dir / "groundtruth.txt").write_text("\n10,20,abc,15\n")
+    expect_error(capsys, f"{seq_dir / 'groundtruth.txt'}, line 2: not a list of numbers: '10,20,abc,15'",
+                 seq_dir, "--out", out)
+    (seq_dir / "groundtruth.txt").write_text("1,2,3,4,5,6\n")
+    expect_error(capsys, f"{seq_dir / 'groundtruth.txt'}, line 1: expected 4 or 8 numbers, got 6",
+                 seq_dir, "--out", out)
+    (seq_dir / "groundtruth.txt").write_text("m1,2,3,4,0,12\n")
+    expect_error(capsys, f"{seq_dir / 'groundtruth.txt'}, line 1: a mask region", seq_dir, "--out", out)
+    assert not out.exists()
+
+
+def test_errors_frames(tmp_path, seq_dir, stub, capsys):
+    out = tmp_path / "o.txt"
+    (seq_dir / "00000002.jpg").write_bytes(b"not a jpeg")
+    expect_error(capsys, f"{seq_dir / '00000002.jpg'}: cannot read the image", seq_dir, "--out", out)
+    write_frames(seq_dir, [np.zeros((30, 40, 3), np.uint8)], ["00000002.jpg"])
+    expect_error(capsys, f"{seq_dir / '00000002.jpg'}: frame size 40x30 differs from the first frame's 80x60",
+                 seq_dir, "--out", out)
+    assert not out.exists()
+
+
+def test_errors_options(tmp_path, seq_dir, stub, capsys):
+    out = tmp_path / "o.txt"
+    expect_error(capsys, "--init: expected 4 numbers, got 3 in '1,2,3'", seq_dir, "--out", out, "--init", "1,2,3")
+    expect_error(capsys, "--init: box width and height must be positive", seq_dir, "--out", out, "--init", "1,2,0,4")
+    expect_error(capsys, "--init-polygon: not a list of numbers", seq_dir, "--out", out, "--init-polygon", "1,2,x")
+    expect_error(capsys, "argument --init-polygon: not allowed with argument --init", seq_dir, "--out", out,
+                 "--init", "1,2,3,4", "--init-polygon", "1,2,3,4,5,6,7,8")
+    expect_error(capsys, "initial region 1.0000,2.0000,3000.0000,4.0000: region is larger than the image",
+                 seq_dir, "--out", out, "--init", "1,2,3000,4")
+    err = expect_error(capsys, "--param: unknown D3SParams field 'nope'; known fields: ", seq_dir, "--out", out,
+                       "--param", "nope=1")
+    assert "segm_mask_thr" in err
+    expect_error(capsys, "--param: parameter cg_iter: cannot parse 'many' as int", seq_dir, "--out", out,
+                 "--param", "cg_iter=many")
+    expect_error(capsys, "--param 'cg_iter': expected NAME=VALUE", seq_dir, "--out", out, "--param", "cg_iter")
+    expect_error(capsys, "--backbone-weights needs --segm-weights", seq_dir, "--out", out,
+                 "--backbone-weights", "r.pth")
+    expect_error(capsys, "the following arguments are required: --out", seq_dir)
+    expect_error(capsys, f"--out {tmp_path}: is a directory", seq_dir, "--out", tmp_path)
+
+
+def test_missing_weights_error(tmp_path, seq_dir, capsys, monkeypatch):
+    monkeypatch.setattr(track, "make_tracker", lambda *a: pytest.fail("no tracker without weights"))
+    missing = tmp_path / "d3s.safetensors"
+    expect_error(capsys, f"weights file not found: {missing} (SegmNet.pth.tar is the authors'", seq_dir,
+                 "--out", tmp_path / "o.txt", "--weights", missing)
+    expect_error(capsys, f"segmentation network weights not found: {tmp_path / 'S.pth.tar'}", seq_dir,
+                 "--out", tmp_path / "o.txt", "--segm-weights", tmp_path / "S.pth.tar")
+
+
+# ---------------------------------------------------------------------------------------------
+# the real tracker
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_real_tracker_random_weights(tmp_path):
+    from d3s_vot.synthetic.scene import SceneConfig, generate_sequence
+
+    seq = generate_sequence(seed=3, num_frames=8, config=SceneConfig(width=160, height=120))
+    folder = tmp_path / "seq"
+    write_frames(folder / "color", seq.frames)
+    (folder / "groundtruth.txt").write_text("".join(",".join(f"{v:.4f}" for v in p) + "\n" for p in seq.polygons))
+    out = tmp_path / "out.txt"
+    proc = subprocess.run([sys.executable, "-m", "d3s_vot.track", str(folder), "--random-weights", "0",
+                           "--device", "cpu", "--out", str(out), "--masks", str(tmp_path / "masks")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"wrote 8 regions to {out} (")
+    lines = out.read_text().splitlines()
+    assert len(lines) == 8
+    assert lines[0] == ",".join(f"{v:.4f}" for v in seq.polygons[0])
+    for line in lines:
+        values = np.array([float(v) for v in line.split(",")])
+        assert values.shape == (8,) and np.all(np.isfinite(values))
+    masks = sorted((tmp_path / "masks").iterdir())
+    assert [p.name for p in masks] == [f"{i:08d}.png" for i in range(1, 9)]
+    for path in masks:
+        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (120, 160) and set(np.unique(mask)) <= {0, 255}
