@@ -1,0 +1,149 @@
+"""Spreading sequences over processes: ``--workers N`` on one machine and torchrun ranks.
+
+* torchrun (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the environment): rank ``r`` of ``N`` takes
+  sequences ``r, r+N, ...`` of the sorted list and writes their result files; rank 0 then waits for
+  all records (a gloo barrier when torch.distributed can be initialised, else by polling the result
+  files) and merges/reports.
+* ``--workers N``: a ``spawn`` pool on one machine; each worker builds its own tracker once and
+  limits torch to ``cpu_count // N`` threads (or ``--threads``) so the workers don't fight over cores.
+  On CPU the last bits of D3S's boxes depend on the torch thread count (summation order): compare
+  runs bit for bit only at the same ``--threads``.
+
+Results are per-sequence files written atomically, so any of these runs can be interrupted and
+started again: finished sequences are skipped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import List, Mapping, Optional, Sequence, TypeVar
+
+from tqdm import tqdm
+
+from .boxio import BenchmarkError
+from .runner import JobOutcome, SequenceJob, missing_records, run_job
+from .trackers import BoxTracker, TrackerSpec, build_tracker
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in a torchrun job (rank 0 of 1 when not launched by torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "DistContext":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for key, default in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)):
+            text = environ.get(key, "")
+            try:
+                values[key] = int(text) if text != "" else default
+            except ValueError:
+                raise BenchmarkError(f"environment variable {key}={text!r} is not an integer") from None
+        if values["WORLD_SIZE"] < 1 or not 0 <= values["RANK"] < values["WORLD_SIZE"]:
+            raise BenchmarkError(f"bad torchrun environment: RANK={values['RANK']} WORLD_SIZE={values['WORLD_SIZE']}")
+        return cls(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"])
+
+
+def shard(items: Sequence[T], rank: int, world_size: int) -> List[T]:
+    """Round-robin split: rank ``r`` gets items ``r, r + world_size, ...``."""
+    return list(items[rank::world_size])
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+# Per-process tracker of a pool worker: built on the worker's first sequence (not in the pool
+# initializer, where an exception would make the pool respawn workers forever).
+_worker_state: dict = {}
+
+
+def _init_worker(spec: TrackerSpec) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(spec.threads)
+    os.environ["MKL_NUM_THREADS"] = str(spec.threads)
+    _worker_state["spec"] = spec
+
+
+def _run_in_worker(job: SequenceJob) -> JobOutcome:
+    tracker = _worker_state.get("tracker")
+    if tracker is None:
+        tracker = _worker_state["tracker"] = build_tracker(_worker_state["spec"])
+    return run_job(tracker, job)
+
+
+def run_jobs(spec: TrackerSpec, jobs: Sequence[SequenceJob], workers: int = 1, progress: bool = True,
+             desc: str = "sequences") -> List[JobOutcome]:
+    """Run every unfinished job, in this process (``workers <= 1``) or in a spawn pool."""
+    todo = [job for job in jobs if not job.is_done()]
+    outcomes: List[JobOutcome] = []
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="seq",
+              disable=not progress) as bar:
+        if not todo:
+            return outcomes
+        if workers <= 1:
+            tracker: BoxTracker = build_tracker(spec)
+            for job in todo:
+                outcomes.append(run_job(tracker, job, progress=progress))
+                bar.update(1)
+            return outcomes
+        if spec.threads is None:
+            # from the requested N, not from what is left: a resumed run computes like the first one
+            spec = dataclasses.replace(spec, threads=threads_per_worker(workers))
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(spec,)) as pool:
+            for outcome in pool.imap_unordered(_run_in_worker, todo):
+                outcomes.append(outcome)
+                bar.update(1)
+    return outcomes
+
+
+def init_distributed(ctx: DistContext, timeout_s: float) -> bool:
+    """Join the torchrun group with gloo (CPU-only barrier); False when not under torchrun."""
+    if ctx.world_size <= 1 or "MASTER_ADDR" not in os.environ:
+        return False
+    import torch.distributed as dist
+    if not dist.is_available():
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", rank=ctx.rank, world_size=ctx.world_size,
+                                timeout=timedelta(seconds=timeout_s))
+    return True
+
+
+def finish_distributed(active: bool) -> None:
+    if active:
+        import torch.distributed as dist
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def wait_for_records(jobs: Sequence[SequenceJob], use_barrier: bool, timeout_s: float,
+                     poll_s: float = 2.0) -> None:
+    """Block until every job's record exists: a gloo barrier when joined, else by polling the files."""
+    if use_barrier:
+        import torch.distributed as dist
+        dist.barrier()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = missing_records(jobs)
+        if not missing:
+            return
+        if use_barrier or time.monotonic() > deadline:
+            raise BenchmarkError(
+                f"{len(missing)} sequence(s) have no result after waiting for the other ranks "
+                f"(first: {missing[0]}); re-run to resume")
+        time.sleep(poll_s)
