@@ -130,19 +130,21 @@ def joint_gauss_newton(problem: JointProblem, f: torch.Tensor, P: torch.Tensor, 
     corr = Correlator(problem.samples, f.shape[-1])
     sw = math.sqrt(problem.sample_weight)
     for _ in range(gn_iters):
-        s = corr.forward(_merged_filter(f, P))
+        # the residual and the filter part of J^T use the projected samples, as the original does
+        # (this keeps the rounding close to the original's); the projection part uses the merged filter
+        proj = Correlator(project(problem.samples, P), f.shape[-1])
+        s = proj.forward(f)
         dact = sw * mlu_grad(s, problem.alpha)                  # d residual / d scores
         residual = sw * (mlu(s, problem.alpha) - problem.labels)
-        P2 = P[:, :, 0, 0]
 
-        def jt(v: torch.Tensor, f=f, P2=P2) -> Tuple[torch.Tensor, torch.Tensor]:
-            G = corr.adjoint(dact * v)[0]                           # C_in x k x k
-            gf = torch.einsum("cd,dkl->ckl", P2, G).unsqueeze(0)
+        def jt(v: torch.Tensor, f=f, proj=proj) -> Tuple[torch.Tensor, torch.Tensor]:
+            w = dact * v
+            G = corr.adjoint(w)[0]                                  # C_in x k x k
             gP = torch.einsum("ckl,dkl->cd", f[0], G)[:, :, None, None]
-            return gf, gP
+            return proj.adjoint(w), gP
 
-        def jtj(pf: torch.Tensor, pP: torch.Tensor, f=f, P=P, jt=jt) -> Tuple[torch.Tensor, torch.Tensor]:
-            ds = corr.forward(_merged_filter(pf, P) + _merged_filter(f, pP))
+        def jtj(pf: torch.Tensor, pP: torch.Tensor, f=f, proj=proj, jt=jt) -> Tuple[torch.Tensor, torch.Tensor]:
+            ds = proj.forward(pf) + corr.forward(_merged_filter(f, pP))
             gf, gP = jt(dact * ds)
             return gf + problem.filter_reg * pf, gP + problem.projection_reg * pP
 

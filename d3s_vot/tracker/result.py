@@ -15,13 +15,15 @@ class TrackResult:
         the polygon.
     polygon: ``(4, 2)`` float array of rotated-rectangle corners (0-based ``x, y``) in polygon
         (VOT) mode, ``None`` in box mode.
-    mask: full-image ``H x W`` uint8 mask (0/1) of the target (empty when segmentation found none).
-    score: confidence in ``[0, 1]``: the DCF peak relative to its running mean, squashed,
-        ``clip(max_score / mean(score history), 0, 1)`` = ``clip(1 / uncertainty, 0, 1)``, and 0
-        when the target was not found. 1 on the first frames before the uncertainty is defined.
-    region: what the original tracker returned: 8 numbers (polygon mode, from the segmentation),
-        or 4 numbers ``[x, y, w, h]`` (box mode, or the fallback box when segmentation failed),
-        in the original's conventions (see ``docs/core.md``).
+    mask: full-image ``H x W`` uint8 mask (0/1): the segmentation mask pasted back into the image
+        when the segmentation produced this frame's region, otherwise the rasterised output region.
+    score: confidence in ``[0, 1]``: the DCF peak relative to the running mean of recent peaks,
+        ``clip(max_score / mean(score history), 0, 1)`` (the inverse of D3S's uncertainty, defined
+        from the first frame on), and 0 when the target was not found.
+    region: exactly what the original tracker returned: 8 numbers (polygon mode, from the
+        segmentation), 4 numbers ``[min x + 1, min y + 1, w, h]`` (box mode, from the segmentation;
+        1-based like the original's interface) or the 0-based fallback box ``[x, y, w, h]`` from the
+        DCF state when the segmentation was not used.
     """
 
     box: np.ndarray
