@@ -79,6 +79,7 @@ class D3SParams:
     vos_segm_mask_thr: float = 0.2
     # --- execution --------------------------------------------------------------------------------
     deterministic: bool = True              # bit-identical outputs run to run on one machine
+    dcf_float64: bool = True                # solve the (ill-conditioned) DCF problems in float64 in any dtype
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "D3SParams":
         """Return a copy with fields replaced; values given as strings are parsed to the field's type."""

@@ -141,9 +141,12 @@ def _iou(a, b):
 
 
 def test_float32_stays_close_to_float64(make_weights, parity_path, tracker_ref, run64):
-    """The default float32 tracker against the float64 trajectory; float32 is chaotic (the
-    original's own float32 runs diverge by pixels after 6-9 frames), so this is a closeness
-    check with the per-frame IoU reported, not an equality."""
+    """The default float32 tracker against the float64 trajectory, per-frame IoU reported.
+
+    Tracking is chaotic in float32 (the original's own float32 runs diverge by pixels after 6-9
+    frames when only the thread count changes). Solving the DCF problems in float64 (the default,
+    ``dcf_float64``) keeps our float32 tracker on the float64 trajectory up to the full occlusion
+    (frames 14-15); the recovery after it may differ."""
     mode, rec = run64
     tracker = D3STracker(_weights(make_weights, parity_path), D3SParams(), device="cpu", dtype=torch.float32)
     tracker.initialize(tracker_ref["frames"][0], _init_region(tracker_ref, mode))
@@ -151,5 +154,5 @@ def test_float32_stays_close_to_float64(make_weights, parity_path, tracker_ref, 
     for frame, fr64 in zip(tracker_ref["frames"][1:], rec["frames"]):
         ious.append(_iou(tracker.track(frame).box, fr64["result"].box))
     print(f"\n{mode}: float32 vs float64 per-frame IoU: " + " ".join(f"{v:.3f}" for v in ious))
-    assert min(ious[:4]) > 0.95           # the first frames agree closely
+    assert min(ious[:12]) > 0.999          # frames 2-13: the same trajectory
     assert np.mean(ious) > 0.8 and min(ious) > 0.5

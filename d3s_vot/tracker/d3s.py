@@ -113,6 +113,9 @@ class D3STracker:
         self.params = params if params is not None else D3SParams()
         self.device = resolve_device(device)
         self.dtype = dtype
+        # the DCF's optimisation problem is ill-conditioned; solving it in float64 keeps the float32
+        # tracker close to the float64 (reference) trajectory at little cost (64 channels, 16x16 maps)
+        self.dcf_dtype = torch.float64 if self.params.dcf_float64 else dtype
         self.segm_net = SegmNet()
         self.segm_net.load_state_dict(weights.segm_state, strict=True)
         self.dcf_net = ResNet50Trunk()
@@ -166,7 +169,7 @@ class D3STracker:
         sample = int(sample + stride - (sample + stride) % (2 * stride))
         feat_sz = sample // stride
         if self._window is None or self._window.shape[-1] != sample:
-            self._window = output_window(sample, self.device, self.dtype)
+            self._window = output_window(sample, self.device, self.dcf_dtype)
         im = self._image_tensor(image)
 
         # augmented first-frame samples
@@ -176,7 +179,7 @@ class D3STracker:
         expansion += (expansion - sample) % 2
         centre = [round_half_even(pos[0]), round_half_even(pos[1])]
         patch = dcf_patch(im, centre, target_scale * expansion, expansion)
-        feats = self._dcf_features(apply_augmentations(patch, augs, sample))
+        feats = self._dcf_features(apply_augmentations(patch, augs, sample)).to(self.dcf_dtype)
         projection = dcf.pca_projection(feats, p.compressed_dim)
 
         # labels: Gaussian at the target centre, moved by the translations
@@ -185,7 +188,7 @@ class D3STracker:
         centre_norm = [(pos[i] - centre[i]) / (target_scale * sample) for i in range(2)]
         labels = torch.stack([
             dcf.gaussian_label(feat_sz, sigma, [feat_sz * centre_norm[i] + kernel_offset + a.shift[i] / sample * feat_sz
-                                                for i in range(2)], self.dtype, self.device)
+                                                for i in range(2)], self.dcf_dtype, self.device)
             for a in augs]).unsqueeze(1)
 
         filt = feats.new_zeros(1, p.compressed_dim, p.kernel_size, p.kernel_size)
@@ -194,7 +197,7 @@ class D3STracker:
         if p.init_gn_iter > 0:
             filt, projection = dcf.joint_gauss_newton(problem, filt, projection, p.init_gn_iter,
                                                       p.init_cg_iter // p.init_gn_iter)
-        memory = dcf.SampleMemory(p.sample_memory_size, p.compressed_dim, feat_sz, self.dtype, self.device)
+        memory = dcf.SampleMemory(p.sample_memory_size, p.compressed_dim, feat_sz, self.dcf_dtype, self.device)
         memory.init(dcf.project(feats, projection), labels)
         if p.post_init_cg_iter > 0:
             filt = dcf.filter_gauss_newton_step(filt, memory.samples, memory.labels, memory.weights, p.filter_reg,
@@ -225,7 +228,8 @@ class D3STracker:
         offset = 0.5 * ((p.kernel_size + 1) % 2)
         centre = [st.feature_size * ((st.pos[i] - sample_pos[i]) / (sample_scale * st.sample_size)) + offset
                   for i in range(2)]
-        return dcf.gaussian_label(st.feature_size, st.sigma, centre, self.dtype, self.device).view(1, 1, *([st.feature_size] * 2))
+        return dcf.gaussian_label(st.feature_size, st.sigma, centre, self.dcf_dtype, self.device).view(
+            1, 1, *([st.feature_size] * 2))
 
     @torch.no_grad()
     def track(self, image: np.ndarray) -> TrackResult:
@@ -244,7 +248,7 @@ class D3STracker:
         sample_scale = st.target_scale
         im = self._image_tensor(image)
         patch = dcf_patch(im, sample_pos, sample_scale * st.sample_size, st.sample_size)
-        test_x = dcf.project(self._dcf_features(patch), st.projection)
+        test_x = dcf.project(self._dcf_features(patch).to(self.dcf_dtype), st.projection)
         scores_raw = dcf.correlate(test_x, st.filter)
         scores = upsample_scores(scores_raw[0, 0], st.sample_size) * self._window
         neighbourhood = (p.target_neighborhood_scale * st.target_sz[0] / st.target_scale,
