@@ -80,6 +80,7 @@ class D3SParams:
     # --- execution --------------------------------------------------------------------------------
     deterministic: bool = True              # bit-identical outputs run to run on one machine
     dcf_float64: bool = True                # solve the (ill-conditioned) DCF problems in float64 in any dtype
+    channels_last: bool = True              # NHWC trunks in float32 (~25% faster on CPU/GPU; float64 stays NCHW)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "D3SParams":
         """Return a copy with fields replaced; values given as strings are parsed to the field's type."""

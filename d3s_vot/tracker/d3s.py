@@ -120,9 +120,12 @@ class D3STracker:
         self.segm_net.load_state_dict(weights.segm_state, strict=True)
         self.dcf_net = ResNet50Trunk()
         self.dcf_net.load_state_dict(weights.backbone_state, strict=True)
+        # the faster NHWC convolution kernels exist for float32/bfloat16, not for float64
+        self.memory_format = torch.channels_last if (self.params.channels_last and dtype != torch.float64) \
+            else torch.contiguous_format
         for net in (self.segm_net, self.dcf_net):
-            net.eval().requires_grad_(False).to(device=self.device, dtype=dtype)
-        self.segmenter = Segmenter(self.segm_net, self.params, self.device, dtype)
+            net.eval().requires_grad_(False).to(device=self.device, dtype=dtype, memory_format=self.memory_format)
+        self.segmenter = Segmenter(self.segm_net, self.params, self.device, dtype, self.memory_format)
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(IMAGENET_MEAN, dtype=dtype, device=self.device).view(shape)
         self._std = torch.tensor(IMAGENET_STD, dtype=dtype, device=self.device).view(shape)
@@ -140,8 +143,8 @@ class D3STracker:
 
     def _dcf_features(self, patches: torch.Tensor) -> torch.Tensor:
         """layer3 of the ImageNet ResNet-50, each sample divided by its RMS."""
-        x = (patches / 255 - self._mean) / self._std
-        feat = self.dcf_net(x, ("layer3",))["layer3"]
+        x = ((patches / 255 - self._mean) / self._std).contiguous(memory_format=self.memory_format)
+        feat = self.dcf_net(x, ("layer3",))["layer3"].contiguous()
         n = feat.shape[1] * feat.shape[2] * feat.shape[3]
         norm = (torch.sum(feat.abs().reshape(feat.shape[0], 1, 1, -1) ** 2, dim=3, keepdim=True) / n + 1e-10) ** 0.5
         return feat / norm

@@ -5,7 +5,7 @@ Notation: training samples ``x`` are projected features (N x C x k x k maps of s
 filter ``f`` is 1 x C x 4 x 4, scores are the cross-correlation of ``x`` with ``f`` (padding 2,
 last row and column dropped because the kernel is even), passed through the 'mlu' activation in
 the loss. Gauss-Newton products J^T J p are formed with one forward linearisation and one
-backward pass (no double backward).
+adjoint, both as matrix products (no autograd).
 """
 from __future__ import annotations
 

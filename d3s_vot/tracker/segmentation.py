@@ -47,8 +47,10 @@ def _to_tensor(array: np.ndarray, device, dtype) -> torch.Tensor:
 class Segmenter:
     """Runs the segmentation network on crops centred on the DCF estimate."""
 
-    def __init__(self, net: SegmNet, params: D3SParams, device: torch.device, dtype: torch.dtype):
+    def __init__(self, net: SegmNet, params: D3SParams, device: torch.device, dtype: torch.dtype,
+                 memory_format: torch.memory_format = torch.contiguous_format):
         self.net = net
+        self.memory_format = memory_format
         self.params = params
         self.device = device
         self.dtype = dtype
@@ -56,7 +58,7 @@ class Segmenter:
 
     def _features(self, crop: np.ndarray) -> List[torch.Tensor]:
         x = _to_tensor(normalize_segm_crop(crop), self.device, self.dtype).permute(2, 0, 1).unsqueeze(0)
-        return self.net.extract_backbone_features(x)
+        return self.net.extract_backbone_features(x.contiguous(memory_format=self.memory_format))
 
     def _probability(self, test_feats, memory: SegmentationMemory) -> np.ndarray:
         logits = self.net.segm_predictor(test_feats, memory.train_feats, memory.train_mask, memory.dist_map)
