@@ -137,14 +137,22 @@ def joint_gauss_newton(problem: JointProblem, f: torch.Tensor, P: torch.Tensor, 
         dact = sw * mlu_grad(s, problem.alpha)                  # d residual / d scores
         residual = sw * (mlu(s, problem.alpha) - problem.labels)
 
-        def jt(v: torch.Tensor, f=f, proj=proj) -> Tuple[torch.Tensor, torch.Tensor]:
+        # with a zero filter (the first step) the projection's Jacobian is zero: skip its products
+        f_is_zero = not bool(f.any())
+
+        def jt(v: torch.Tensor, f=f, proj=proj, f_is_zero=f_is_zero) -> Tuple[torch.Tensor, torch.Tensor]:
             w = dact * v
+            if f_is_zero:
+                return proj.adjoint(w), torch.zeros_like(P)
             G = corr.adjoint(w)[0]                                  # C_in x k x k
             gP = torch.einsum("ckl,dkl->cd", f[0], G)[:, :, None, None]
             return proj.adjoint(w), gP
 
-        def jtj(pf: torch.Tensor, pP: torch.Tensor, f=f, proj=proj, jt=jt) -> Tuple[torch.Tensor, torch.Tensor]:
-            ds = proj.forward(pf) + corr.forward(_merged_filter(f, pP))
+        def jtj(pf: torch.Tensor, pP: torch.Tensor, f=f, proj=proj, jt=jt, f_is_zero=f_is_zero
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+            ds = proj.forward(pf)
+            if not f_is_zero:
+                ds = ds + corr.forward(_merged_filter(f, pP))
             gf, gP = jt(dact * ds)
             return gf + problem.filter_reg * pf, gP + problem.projection_reg * pP
 
