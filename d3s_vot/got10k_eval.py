@@ -21,7 +21,8 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from .benchmarks.boxio import BenchmarkError, atomic_write_bytes
+from .benchmarks.boxio import BenchmarkError
+from .io_utils import atomic_write_bytes
 from .benchmarks.cli import add_tracker_arguments, run_main, tracker_spec, write_json
 from .benchmarks.fps import read_time_file, summarize_times
 from .benchmarks.got10k_data import Got10kSequence, load_subset

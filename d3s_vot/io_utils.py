@@ -39,6 +39,7 @@ class CliArgumentParser(argparse.ArgumentParser):
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file in the same folder, then move it into place."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

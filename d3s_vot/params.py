@@ -7,7 +7,7 @@ Override fields with :func:`dataclasses.replace` or :meth:`D3SParams.with_overri
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Tuple
 
 

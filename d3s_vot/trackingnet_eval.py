@@ -20,7 +20,8 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from .benchmarks.boxio import BenchmarkError, atomic_write_bytes, read_boxes
+from .benchmarks.boxio import BenchmarkError, read_boxes
+from .io_utils import atomic_write_bytes
 from .benchmarks.cli import add_tracker_arguments, run_main, tracker_spec, write_json
 from .benchmarks.fps import read_time_file, summarize_times
 from .benchmarks.runner import SequenceJob, check_records

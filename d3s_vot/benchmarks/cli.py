@@ -7,7 +7,8 @@ import math
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .boxio import BenchmarkError, atomic_write_text
+from ..io_utils import atomic_write_text
+from .boxio import BenchmarkError
 from .trackers import TRACKER_KINDS, TrackerSpec
 
 DEFAULT_WAIT_S = 7 * 24 * 3600.0

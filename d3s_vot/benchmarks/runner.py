@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .boxio import BenchmarkError, atomic_write_text, format_rows, read_boxes
+from ..io_utils import atomic_write_text
+from .boxio import BenchmarkError, format_rows, read_boxes
 from .trackers import BoxTracker
 
 TIME_FORMAT = "%.8f"

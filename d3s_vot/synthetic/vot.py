@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from d3s_vot.io_utils import atomic_write_text
 from d3s_vot.synthetic.scene import TAG_NAMES, SceneConfig, generate_sequence
 
 FPS = 30
@@ -35,19 +36,6 @@ def sequence_name(index: int) -> str:
 def format_polygon(polygon: np.ndarray) -> str:
     """One groundtruth.txt line: 8 comma-separated numbers with 4 decimals (VOT data uses plain decimals)."""
     return ",".join(f"{float(v):.4f}" for v in polygon)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _write_sequence_dir(directory: Path, name: str, seq) -> None:
@@ -106,7 +94,7 @@ def write_vot(out_dir: str | os.PathLike, num_sequences: int = 3, num_frames: in
             shutil.rmtree(staging, ignore_errors=True)
             raise
         directories.append(out / name)
-    _atomic_write_text(out / "list.txt", "".join(f"{n}\n" for n in names))
+    atomic_write_text(out / "list.txt", "".join(f"{n}\n" for n in names))
     return directories
 
 

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from d3s_vot.io_utils import atomic_write_text
 from d3s_vot.synthetic.scene import SceneConfig, generate_sequence
 
 JPEG_QUALITY = 90
@@ -74,18 +74,6 @@ def _write_video(root: Path, vid: str, frames: list[np.ndarray], labels: list[np
         png.save(annotations / f"{frame_name(t)}.png")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_ytvos(out_dir: str | os.PathLike, num_videos: int = 6, num_frames: int = 24, seed: int = 0,
                 config: Optional[SceneConfig] = None, val_videos: int = 1, progress: bool = False) -> Path:
     """Write ``num_videos`` synthetic videos; the last ``val_videos`` go to ``vos-list-val.txt``.
@@ -111,12 +99,12 @@ def write_ytvos(out_dir: str | os.PathLike, num_videos: int = 6, num_frames: int
             objects[str(obj)] = {"category": "synthetic", "frames": present}
             entries.append(f"{vid}-{obj}")
         videos[vid] = {"objects": objects}
-    _atomic_write_text(root / "meta.json", json.dumps({"videos": videos}, indent=1) + "\n")
+    atomic_write_text(root / "meta.json", json.dumps({"videos": videos}, indent=1) + "\n")
     val_ids = {video_id(i) for i in range(num_videos - val_videos, num_videos)}
     train_list = [e for e in entries if e.rsplit("-", 1)[0] not in val_ids]
     val_list = [e for e in entries if e.rsplit("-", 1)[0] in val_ids]
-    _atomic_write_text(root / "vos-list-train.txt", "".join(f"{e}\n" for e in train_list))
-    _atomic_write_text(root / "vos-list-val.txt", "".join(f"{e}\n" for e in val_list))
+    atomic_write_text(root / "vos-list-train.txt", "".join(f"{e}\n" for e in train_list))
+    atomic_write_text(root / "vos-list-val.txt", "".join(f"{e}\n" for e in val_list))
     return root
 
 
