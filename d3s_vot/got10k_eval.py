@@ -19,16 +19,17 @@ import re
 import sys
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from .benchmarks.boxio import BenchmarkError
-from .io_utils import atomic_write_bytes
 from .benchmarks.cli import add_tracker_arguments, run_main, tracker_spec, write_json
 from .benchmarks.fps import read_time_file, summarize_times
 from .benchmarks.got10k_data import Got10kSequence, load_subset
 from .benchmarks.runner import SequenceJob, check_records
+from .benchmarks.trackers import oracle_files
 from .benchmarks.sharding import (DistContext, finish_distributed, init_distributed, run_jobs, shard,
                                   wait_for_records)
+from .io_utils import atomic_write_bytes
 
 RECORD_FORMAT = "%.3f"        # what ExperimentGOT10k._record writes
 SUBMIT_URL = "http://got-10k.aitestunion.com/submit_instructions"
@@ -56,21 +57,6 @@ def make_jobs(sequences: Sequence[Got10kSequence], result_dir: Path) -> List[Seq
                         time_path=str(result_dir / s.name / f"{s.name}_time.txt"),
                         box_format=RECORD_FORMAT)
             for s in sequences]
-
-
-def oracle_files(sequences: Sequence[Got10kSequence], oracle_gt: Optional[str]) -> Dict[str, str]:
-    """Sequence -> full ground truth for the oracle: ``--oracle-gt DIR/<SEQ>.txt`` if there, else the data set's."""
-    files = {}
-    for seq in sequences:
-        path = Path(oracle_gt) / f"{seq.name}.txt" if oracle_gt else None
-        if path is None or not path.is_file():
-            if not seq.has_full_groundtruth:
-                where = f"{path} not found and " if path is not None else ""
-                raise BenchmarkError(f"oracle: {where}{seq.groundtruth_file} has only the initial box (ground truth "
-                                     "withheld); pass --oracle-gt DIR with the full <sequence>.txt files")
-            path = Path(seq.groundtruth_file)
-        files[seq.name] = str(path)
-    return files
 
 
 def speed_summary(jobs: Sequence[SequenceJob]):
@@ -133,7 +119,7 @@ def main_body(argv: Optional[List[str]]) -> int:
     args = build_parser().parse_args(argv)
     ctx = DistContext.from_env()
     sequences = load_subset(args.root, args.subset)
-    oracle = oracle_files(sequences, args.oracle_gt) if args.tracker == "oracle" else None
+    oracle = oracle_files(((s.name, s.groundtruth_file, s.has_full_groundtruth) for s in sequences), args.oracle_gt) if args.tracker == "oracle" else None
     spec = tracker_spec(args, oracle)
     name = args.tracker_name or spec.default_name()
     result_dir = tracker_result_dir(args.result_dir, name)

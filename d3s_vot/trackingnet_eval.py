@@ -18,17 +18,18 @@ import os
 import sys
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
-from .benchmarks.boxio import BenchmarkError, read_boxes
-from .io_utils import atomic_write_bytes
+from .benchmarks.boxio import read_boxes
 from .benchmarks.cli import add_tracker_arguments, run_main, tracker_spec, write_json
 from .benchmarks.fps import read_time_file, summarize_times
 from .benchmarks.runner import SequenceJob, check_records
+from .benchmarks.trackers import oracle_files
 from .benchmarks.sharding import (DistContext, finish_distributed, init_distributed, run_jobs, shard,
                                   wait_for_records)
 from .benchmarks.trackingnet_data import TrackingNetSequence, load_chunks, parse_chunks
 from .benchmarks.trackingnet_metrics import TrackingNetScores, score, score_files
+from .io_utils import atomic_write_bytes
 
 RECORD_FORMAT = "%.2f"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -58,20 +59,6 @@ def make_jobs(sequences: Sequence[TrackingNetSequence], result_dir: Path) -> Lis
                         time_path=str(result_dir / "times" / f"{s.name}_time.txt"),
                         box_format=RECORD_FORMAT)
             for s in sequences]
-
-
-def oracle_files(sequences: Sequence[TrackingNetSequence], oracle_gt: Optional[str]) -> Dict[str, str]:
-    files = {}
-    for seq in sequences:
-        path = Path(oracle_gt) / f"{seq.name}.txt" if oracle_gt else None
-        if path is None or not path.is_file():
-            if not seq.has_full_annotation:
-                where = f"{path} not found and " if path is not None else ""
-                raise BenchmarkError(f"oracle: {where}{seq.anno_file} has only the initial box (ground truth "
-                                     "withheld); pass --oracle-gt DIR with the full <sequence>.txt files")
-            path = Path(seq.anno_file)
-        files[seq.name] = str(path)
-    return files
 
 
 def pack_submission(jobs: Sequence[SequenceJob], zip_path: str) -> Path:
@@ -108,7 +95,7 @@ def run_command(args: argparse.Namespace) -> int:
     ctx = DistContext.from_env()
     chunks = parse_chunks(args.chunks)
     sequences = load_chunks(args.root, chunks)
-    oracle = oracle_files(sequences, args.oracle_gt) if args.tracker == "oracle" else None
+    oracle = oracle_files(((s.name, s.anno_file, s.has_full_annotation) for s in sequences), args.oracle_gt) if args.tracker == "oracle" else None
     spec = tracker_spec(args, oracle)
     name = args.tracker_name or spec.default_name()
     result_dir = Path(os.path.abspath(args.result_dir)) / name

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional, Protocol, Tuple
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -152,3 +153,22 @@ def build_tracker(spec: TrackerSpec) -> BoxTracker:
     device = resolve_device(spec.device)
     tracker = D3STracker(weights, params=params, device=device, dtype=dtype)
     return D3SBoxTracker(tracker, torch.device(device).type)
+
+
+def oracle_files(annotations: Iterable[Tuple[str, str, bool]], oracle_gt: Optional[str]) -> Dict[str, str]:
+    """Sequence name -> file with its full ground truth, for the oracle baseline.
+
+    ``annotations``: (name, annotation file, whether that file is complete) per sequence.
+    ``--oracle-gt DIR/<name>.txt`` wins when present; a withheld annotation is an error.
+    """
+    files = {}
+    for name, annotation_file, complete in annotations:
+        path = Path(oracle_gt) / f"{name}.txt" if oracle_gt else None
+        if path is None or not path.is_file():
+            if not complete:
+                where = f"{path} not found and " if path is not None else ""
+                raise BenchmarkError(f"oracle: {where}{annotation_file} has only the initial box (ground truth "
+                                     "withheld); pass --oracle-gt DIR with the full <sequence>.txt files")
+            path = Path(annotation_file)
+        files[name] = str(path)
+    return files
