@@ -92,6 +92,12 @@ class SegmHead(nn.Module):
         out = self.post1(_upsample2(self.f1(layer1) + self.s1(out)))
         return self.post0(_upsample2(self.f0(conv1) + self.s0(out)))
 
+    def predict(self, test_feats: Sequence[torch.Tensor], f_train: torch.Tensor, mask_train: torch.Tensor,
+                test_dist: torch.Tensor) -> torch.Tensor:
+        """Logits from the test taps and an already computed train embedding (a tracker embeds the
+        first frame once)."""
+        return self.decode(self.gim(self.embed(test_feats[3]), f_train, mask_train, test_dist), test_feats)
+
     def forward(self, test_feats: Sequence[torch.Tensor], train_feats: Sequence[torch.Tensor],
                 mask_train: torch.Tensor, test_dist: torch.Tensor) -> torch.Tensor:
         """Logits B x 2 x H x W (channel 0 foreground) from backbone taps [conv1, layer1, layer2, layer3]

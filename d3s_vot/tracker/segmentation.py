@@ -20,6 +20,7 @@ from .regions import polygon_to_box
 class SegmentationMemory:
     """What the first frame leaves for every later segmentation call."""
     train_feats: List[torch.Tensor]
+    train_embedding: torch.Tensor       # GIM embedding of the first frame (computed once)
     train_mask: torch.Tensor            # 1 x 1 x S x S, float32 values
     dist_map: torch.Tensor              # 1 x 1 x S x S, float32 values
     mask_pixels: np.ndarray             # FIFO of target pixel counts (crop pixels)
@@ -61,7 +62,8 @@ class Segmenter:
         return self.net.extract_backbone_features(x.contiguous(memory_format=self.memory_format))
 
     def _probability(self, test_feats, memory: SegmentationMemory) -> np.ndarray:
-        logits = self.net.segm_predictor(test_feats, memory.train_feats, memory.train_mask, memory.dist_map)
+        logits = self.net.segm_predictor.predict(test_feats, memory.train_embedding, memory.train_mask,
+                                                 memory.dist_map)
         return torch.softmax(logits, dim=1)[0, 0].cpu().numpy()
 
     @torch.no_grad()
@@ -70,6 +72,7 @@ class Segmenter:
         p = self.params
         crop, factor = segm_crop(image, box_xywh, p.segm_search_area_factor, p.segm_output_sz)
         feats = self._features(crop)
+        embedding = self.net.segm_predictor.embed(feats[3])
         if init_mask is not None:
             mask_crop, _ = segm_crop(init_mask.astype(np.float32), box_xywh, p.segm_search_area_factor,
                                      p.segm_output_sz, pad_value=0)
@@ -82,17 +85,17 @@ class Segmenter:
             cv2.fillConvexPoly(raster, np.asarray(polygon).astype(np.int32), 1)
             mask_crop, _ = segm_crop(raster.astype(np.float32), box_xywh, p.segm_search_area_factor,
                                      p.segm_output_sz, pad_value=0)
-            memory0 = SegmentationMemory(feats, _to_tensor(mask_crop, self.device, self.dtype)[None, None],
-                                         self._dist, np.zeros(0))
+            mask_tensor = _to_tensor(mask_crop, self.device, self.dtype)[None, None]
+            memory0 = SegmentationMemory(feats, embedding, mask_tensor, self._dist, np.zeros(0))
             prob = self._probability(feats, memory0)
             binary = (prob > p.init_segm_mask_thr).astype(np.float32)
             k = max(5, int(round(0.05 * float(min(size_hw)) * factor)))
             dilated = cv2.dilate(mask_crop, np.ones((k, k), np.uint8), iterations=1)
             train_mask = binary * dilated
             pixels = np.sum(train_mask)
-        return SegmentationMemory(feats, _to_tensor(train_mask, self.device, self.dtype)[None, None], self._dist,
-                                  np.array([pixels]), init_prob=prob, init_crop=crop, init_mask_crop=mask_crop,
-                                  init_crop_factor=factor)
+        return SegmentationMemory(feats, embedding, _to_tensor(train_mask, self.device, self.dtype)[None, None],
+                                  self._dist, np.array([pixels]), init_prob=prob, init_crop=crop,
+                                  init_mask_crop=mask_crop, init_crop_factor=factor)
 
     @torch.no_grad()
     def segment(self, image: np.ndarray, pos_yx: np.ndarray, size_hw: np.ndarray, memory: SegmentationMemory,

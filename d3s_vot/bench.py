@@ -1,0 +1,561 @@
+"""Speed benchmark of the D3S tracker: ``python -m d3s_vot.bench``.
+
+Runs the real tracker on synthetic sequences and reports, from one run on one machine:
+
+* whole-tracker figures: the sequence-mean frame time of ``tracker.track`` (CG frames included),
+  the ``tracker.initialize`` time and the peak memory;
+* the same figures as ratios to *bounds* measured in the same run: the frame bound is one DCF trunk
+  pass at 256x256 plus one segmentation trunk pass at 384x384 (batch 1, conv1..layer3), the init
+  bound is the first-frame trunk batch (27 augmented samples at 256x256) plus one segmentation trunk
+  pass, each in its fastest memory layout (NCHW or channels-last);
+* per-stage medians of the tracker's own functions, called on the tracker's state after a real
+  ``initialize`` and tracked frames, so the table says where the time goes.
+
+Numbers are medians over repetitions after warm-up; on CUDA every timed region is synchronised.
+See docs/speed.md.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from .io_utils import CliArgumentParser, InputError, atomic_write_text
+from .model.segm_net import SEGM_TAPS
+from .params import D3SParams
+from .vot_speed import hardware
+
+DEFAULT_SIZES = ((640, 480), (1280, 720))
+QUICK_SIZES = ((640, 480),)
+MIN_SIDE = 64
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one benchmark run measures and how often."""
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    weights: Optional[str] = None           # None: random (untrained) weights
+    frames: int = 50                        # tracked frames per sequence (after the init frame)
+    sizes: Tuple[Tuple[int, int], ...] = DEFAULT_SIZES
+    threads: Optional[int] = None           # None: torch's default
+    warmup: int = 2                         # untimed calls before each timed stage
+    repeats: int = 5                        # timed calls per stage (median reported)
+    init_repeats: int = 3                   # timed tracker.initialize calls per size
+    seed: int = 0                           # synthetic scene seed
+    overrides: Tuple[Tuple[str, str], ...] = ()   # D3SParams fields, as strings
+    json_path: Optional[str] = None
+    quick: bool = False
+
+
+@dataclass
+class Timer:
+    """Median wall-clock milliseconds of a callable, synchronising the device around each call."""
+
+    warmup: int
+    repeats: int
+    device: torch.device
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def measure(self, fn: Callable[..., Any], setup: Optional[Callable[[], Any]] = None,
+                warmup: Optional[int] = None, repeats: Optional[int] = None) -> Tuple[float, Any]:
+        """(median ms, last result). ``setup`` (untimed) builds a fresh argument for every call."""
+        warmup = self.warmup if warmup is None else warmup
+        repeats = self.repeats if repeats is None else repeats
+        samples: List[float] = []
+        result = None
+        for i in range(warmup + repeats):
+            arg = setup() if setup is not None else None
+            self.sync()
+            start = time.perf_counter()
+            result = fn(arg) if setup is not None else fn()
+            self.sync()
+            if i >= warmup:
+                samples.append(time.perf_counter() - start)
+        return 1000.0 * statistics.median(samples), result
+
+
+@dataclass
+class StageTable:
+    """Named stage times (ms) in the order they were measured."""
+
+    timer: Timer
+    ms: Dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, fn: Callable[..., Any], setup: Optional[Callable[[], Any]] = None) -> Any:
+        self.ms[name], result = self.timer.measure(fn, setup)
+        return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Bounds: bare trunk passes in the fastest memory layout
+# ------------------------------------------------------------------------------------------------
+
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def measure_bounds(tracker, init_samples: int, timer: Timer) -> Dict[str, Any]:
+    """Trunk passes of copies of the tracker's networks in each layout; the bounds use the fastest."""
+    dev, dtype = tracker.device, tracker.dtype
+    gen = torch.Generator().manual_seed(0)
+    per_layout: Dict[str, Dict[str, float]] = {}
+    for name, fmt in LAYOUTS.items():
+        dcf_net = copy.deepcopy(tracker.dcf_net).to(memory_format=fmt)
+        segm_trunk = copy.deepcopy(tracker.segm_net.feature_extractor).to(memory_format=fmt)
+
+        def image(n: int, side: int) -> torch.Tensor:
+            return torch.randn(n, 3, side, side, generator=gen, dtype=torch.float32).to(
+                device=dev, dtype=dtype).contiguous(memory_format=fmt)
+
+        x256, batch, x384 = image(1, 256), image(init_samples, 256), image(1, 384)
+        with torch.no_grad():
+            per_layout[name] = {
+                "dcf_trunk_256": timer.measure(lambda: dcf_net(x256, ("layer3",)))[0],
+                "segm_trunk_384": timer.measure(lambda: segm_trunk(x384, SEGM_TAPS))[0],
+                "init_trunk_batch_256": timer.measure(lambda: dcf_net(batch, ("layer3",)))[0],
+            }
+    best: Dict[str, Any] = {}
+    for key in ("dcf_trunk_256", "segm_trunk_384", "init_trunk_batch_256"):
+        layout = min(per_layout, key=lambda n: per_layout[n][key])
+        best[key + "_ms"] = per_layout[layout][key]
+        best[key + "_layout"] = layout
+    best["frame_bound_ms"] = best["dcf_trunk_256_ms"] + best["segm_trunk_384_ms"]
+    best["init_bound_ms"] = best["init_trunk_batch_256_ms"] + best["segm_trunk_384_ms"]
+    best["init_samples"] = init_samples
+    best["per_layout_ms"] = per_layout
+    return best
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-stage timings on the tracker's own state
+# ------------------------------------------------------------------------------------------------
+
+def _full_memory(memory, size: int):
+    """A copy of the sample memory with every slot filled (cycling the stored samples), equal weights."""
+    from .tracker import dcf
+
+    full = dcf.SampleMemory(size, memory.samples.shape[1], memory.samples.shape[-1], memory.samples.dtype,
+                            memory.samples.device)
+    n = max(memory.active, 1)
+    idx = torch.arange(size, device=memory.samples.device) % n
+    full.samples.copy_(memory.samples[idx])
+    full.labels.copy_(memory.labels[idx])
+    full.weights.fill_(1.0 / size)
+    full.num_stored = size
+    return full
+
+
+def frame_stages(tracker, image: np.ndarray, gt_box: np.ndarray, gt_mask: np.ndarray, timer: Timer
+                 ) -> Tuple[Dict[str, float], Dict[str, Any]]:
+    """Median ms of each per-frame stage, calling the functions ``D3STracker.track`` calls.
+
+    The DCF stages run at the tracker's current position and scale. The segmentation stages crop
+    around the ground-truth box, and mask -> box fits the ground-truth mask crop, so their cost is
+    that of a tracker on target even with untrained weights.
+    """
+    from .tracker import dcf
+    from .tracker.bbox_fit import MIN_CONTOUR_AREA, external_contours, fit_box_to_mask
+    from .tracker.crops import dcf_patch, normalize_segm_crop, segm_crop, segm_crop_window
+    from .tracker.fourier import upsample_scores
+    from .tracker.localize import localize
+    from .tracker.segmentation import SegmentationOutput
+
+    st, p = tracker._state, tracker.params
+    seg = tracker.segmenter
+    stages = StageTable(timer)
+
+    im = stages.run("image_to_tensor", lambda: tracker._image_tensor(image))
+    patch = stages.run("dcf_crop", lambda: dcf_patch(im, list(st.pos), st.target_scale * st.sample_size,
+                                                     st.sample_size))
+    feats = stages.run("dcf_trunk", lambda: tracker._dcf_features(patch))
+
+    def locate():
+        test_x = dcf.project(feats.to(tracker.dcf_dtype), st.projection)
+        raw = dcf.correlate(test_x, st.filter)
+        scores = upsample_scores(raw[0, 0], st.sample_size) * tracker._window
+        neighbourhood = (p.target_neighborhood_scale * st.target_sz[0] / st.target_scale,
+                         p.target_neighborhood_scale * st.target_sz[1] / st.target_scale)
+        return test_x, localize(scores, neighbourhood, p)
+
+    test_x, _ = stages.run("dcf_project_correlate_upsample_localize", locate)
+
+    def crop():
+        c, _ = segm_crop(image, gt_box, p.segm_search_area_factor, p.segm_output_sz)
+        x = torch.from_numpy(normalize_segm_crop(c)).to(device=tracker.device, dtype=tracker.dtype)
+        return x.permute(2, 0, 1).unsqueeze(0).contiguous(memory_format=seg.memory_format)
+
+    x = stages.run("segm_crop", crop)
+    segm_feats = stages.run("segm_trunk", lambda: seg.net.extract_backbone_features(x))
+
+    def head():
+        logits = seg.net.segm_predictor.predict(segm_feats, st.segm.train_embedding, st.segm.train_mask,
+                                                st.segm.dist_map)
+        return torch.softmax(logits, dim=1)[0, 0].cpu().numpy()
+
+    stages.run("segm_head", head)
+
+    mask_crop, factor = segm_crop(gt_mask.astype(np.float32), gt_box, p.segm_search_area_factor,
+                                  p.segm_output_sz, pad_value=0)
+
+    def mask_to_box():
+        binary = (mask_crop > p.segm_mask_thr).astype(np.uint8)
+        contours, areas = external_contours(binary)
+        if not areas or max(areas) <= MIN_CONTOUR_AREA:
+            return binary, None
+        contour = contours[int(np.argmax(areas))]
+        cv2.boxPoints(cv2.minAreaRect(contour.reshape(-1, 2)))
+        filled = np.zeros(binary.shape, dtype=np.uint8)
+        cv2.drawContours(filled, [contour], -1, 1, thickness=-1)
+        return filled, fit_box_to_mask(filled.astype(np.int32), rotated=st.region.rotated)
+
+    binary, fitted = stages.run("mask_to_box", mask_to_box)
+    out = SegmentationOutput(prob=mask_crop, crop_factor=factor,
+                             crop_window=segm_crop_window(gt_box, p.segm_search_area_factor), binary=binary)
+    stages.run("full_image_mask", lambda: tracker._full_mask(st, image.shape[:2], out, None, None))
+
+    def update(memory):
+        label = tracker._label(st, list(st.pos), st.target_scale)
+        return memory.insert(test_x, label, p.learning_rate)
+
+    stages.run("memory_update", update, setup=lambda: copy.deepcopy(st.memory))
+    per_frame_sum = sum(stages.ms.values())
+
+    def cg(memory):
+        return dcf.filter_gauss_newton_step(st.filter, memory.samples, memory.labels, memory.weights, p.filter_reg,
+                                            p.response_activation_alpha, p.cg_iter, memory.active)
+
+    stages.run("filter_cg_sequence_memory", cg, setup=lambda: st.memory)
+    full = _full_memory(st.memory, p.sample_memory_size)
+    stages.run("filter_cg_full_memory", cg, setup=lambda: full)
+    info = {"per_frame_stage_sum_ms": per_frame_sum, "memory_active": st.memory.active,
+            "full_memory_size": p.sample_memory_size, "cg_iterations": p.cg_iter,
+            "mask_to_box_fitted": fitted is not None}
+    return stages.ms, info
+
+
+def init_stages(tracker, image: np.ndarray, timer: Timer) -> Tuple[Dict[str, float], Dict[str, Any]]:
+    """Median ms of each initialisation stage, calling the functions ``D3STracker.initialize`` calls,
+    with the geometry of the tracker's current sequence."""
+    from .tracker import dcf
+    from .tracker.augment import apply_augmentations, build_augmentations
+    from .tracker.crops import dcf_patch, round_half_even
+
+    st, p = tracker._state, tracker.params
+    init = st.region
+    stages = StageTable(timer)
+    h, w = float(init.size_hw[0]), float(init.size_hw[1])
+    pos = [float(init.pos_yx[0]), float(init.pos_yx[1])]
+    search_area = (h * p.search_area_scale) * (w * p.search_area_scale)
+    max_area = float(p.image_sample_size ** 2)
+    target_scale = math.sqrt(search_area / max_area) if search_area != max_area else 1.0
+    sample = st.sample_size
+    expansion = int(sample * p.augmentation_expansion_factor)
+    expansion += (expansion - sample) % 2
+    centre = [round_half_even(pos[0]), round_half_even(pos[1])]
+
+    im = stages.run("image_to_tensor", lambda: tracker._image_tensor(image))
+
+    def augment():
+        augs = build_augmentations(sample, p.aug_relative_shifts, p.aug_fliplr, p.aug_blurs, p.aug_rotations) \
+            if p.use_augmentation else build_augmentations(sample, (), False, (), ())
+        patch = dcf_patch(im, centre, target_scale * expansion, expansion)
+        return augs, apply_augmentations(patch, augs, sample)
+
+    augs, samples = stages.run("augmentation", augment)
+    feats = stages.run("trunk_batch", lambda: tracker._dcf_features(samples).to(tracker.dcf_dtype))
+    projection = stages.run("pca", lambda: dcf.pca_projection(feats, p.compressed_dim))
+
+    feat_sz = st.feature_size
+    kernel_offset = 0.5 * ((p.kernel_size + 1) % 2)
+    centre_norm = [(pos[i] - centre[i]) / (target_scale * sample) for i in range(2)]
+    labels = torch.stack([
+        dcf.gaussian_label(feat_sz, st.sigma, [feat_sz * centre_norm[i] + kernel_offset + a.shift[i] / sample * feat_sz
+                                               for i in range(2)], tracker.dcf_dtype, tracker.device)
+        for a in augs]).unsqueeze(1)
+    problem = dcf.JointProblem(feats, labels, 1.0 / feats.shape[0], p.filter_reg, p.projection_reg,
+                               p.response_activation_alpha)
+    zero = feats.new_zeros(1, p.compressed_dim, p.kernel_size, p.kernel_size)
+    if p.init_gn_iter > 0:
+        stages.run("joint_gauss_newton", lambda: dcf.joint_gauss_newton(
+            problem, zero, projection, p.init_gn_iter, p.init_cg_iter // p.init_gn_iter))
+
+    def memory_init():
+        memory = dcf.SampleMemory(p.sample_memory_size, p.compressed_dim, feat_sz, tracker.dcf_dtype, tracker.device)
+        memory.init(dcf.project(feats, projection), labels)
+        return memory
+
+    stages.run("memory_init", memory_init)
+    if st.segm is not None:
+        stages.run("segmentation_init", lambda: tracker.segmenter.initialize(
+            image, init.box_xywh, init.polygon, init.size_hw, init.mask))
+    return stages.ms, {"init_stage_sum_ms": sum(stages.ms.values()), "init_samples": int(feats.shape[0])}
+
+
+# ------------------------------------------------------------------------------------------------
+# Whole tracker
+# ------------------------------------------------------------------------------------------------
+
+def peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0     # KiB on Linux
+
+
+def _is_cg_frame(frame_num: int, flag: str, params: D3SParams) -> bool:
+    return flag == "hard_negative" or (frame_num - 1) % params.train_skipping == 0
+
+
+def bench_size(tracker, width: int, height: int, cfg: BenchConfig, timer: Timer, progress: bool) -> Dict[str, Any]:
+    """Init and sequence timings of the whole tracker at one image size, then its per-stage timings."""
+    from tqdm import tqdm
+
+    from .synthetic.scene import SceneConfig, generate_sequence
+
+    seq = generate_sequence(seed=cfg.seed, num_frames=cfg.frames + 1, config=SceneConfig(width=width, height=height))
+    region = seq.polygons[0]
+    if tracker.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(tracker.device)
+    init_ms, _ = timer.measure(lambda: tracker.initialize(seq.frames[0], region), warmup=0,
+                               repeats=cfg.init_repeats)
+    frame_ms: List[float] = []
+    cg_flags: List[bool] = []
+    segm_used = 0
+    for image in tqdm(seq.frames[1:], desc=f"tracking {width}x{height}", unit="frame", disable=not progress,
+                      file=sys.stderr):
+        timer.sync()
+        start = time.perf_counter()
+        result = tracker.track(image)
+        timer.sync()
+        frame_ms.append(1000.0 * (time.perf_counter() - start))
+        cg_flags.append(_is_cg_frame(tracker._state.frame_num, result.flag, tracker.params))
+        segm_used += int(result.segmentation_used)
+    peak = peak_memory_mib(tracker.device)
+
+    last = len(seq.frames) - 1
+    gt_box = seq.boxes[last]
+    if not np.all(np.isfinite(gt_box)):                 # target invisible in the last frame: use the polygon
+        xs, ys = seq.polygons[last][0::2], seq.polygons[last][1::2]
+        gt_box = np.array([xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()])
+    frame_stage_ms, frame_info = frame_stages(tracker, seq.frames[last], gt_box, seq.masks[last], timer)
+    init_stage_ms, init_info = init_stages(tracker, seq.frames[0], timer)
+
+    cg_times = [t for t, c in zip(frame_ms, cg_flags) if c]
+    plain_times = [t for t, c in zip(frame_ms, cg_flags) if not c]
+    mean_frame = statistics.fmean(frame_ms)
+    return {
+        "size": f"{width}x{height}", "width": width, "height": height, "frames": len(frame_ms),
+        "init_ms": init_ms, "frame_mean_ms": mean_frame, "frame_median_ms": statistics.median(frame_ms),
+        "frame_max_ms": max(frame_ms), "fps": 1000.0 / mean_frame,
+        "cg_frames": len(cg_times), "cg_frame_mean_ms": statistics.fmean(cg_times) if cg_times else None,
+        "plain_frame_mean_ms": statistics.fmean(plain_times) if plain_times else None,
+        "segmentation_used_frames": segm_used, "peak_memory_mib": peak,
+        "frame_stages_ms": frame_stage_ms, "init_stages_ms": init_stage_ms, **frame_info, **init_info,
+    }
+
+
+def _warm_up(tracker, cfg: BenchConfig) -> None:
+    """One small initialise + track, so that one-time costs (allocations, kernel selection) stay out."""
+    from .synthetic.scene import SceneConfig, generate_sequence
+
+    seq = generate_sequence(seed=cfg.seed + 1, num_frames=3, config=SceneConfig(width=320, height=240))
+    tracker.initialize(seq.frames[0], seq.polygons[0])
+    for image in seq.frames[1:]:
+        tracker.track(image)
+
+
+def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
+    """Everything the bench measures, as a JSON-ready dict."""
+    from .tracker.augment import build_augmentations
+    from .tracker.d3s import D3STracker
+    from .weights import WeightsError, load_weights, random_weights
+
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+        cv2.setNumThreads(cfg.threads)
+    try:
+        params = D3SParams().with_overrides(dict(cfg.overrides))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if cfg.weights is None:
+        weights, weights_desc = random_weights(0), "random (untrained, random_weights(seed=0))"
+    else:
+        if not Path(cfg.weights).is_file():
+            raise InputError(f"weights file {cfg.weights} not found (see docs/weights.md for how to get and pack them)")
+        try:
+            weights = load_weights(cfg.weights)
+        except WeightsError as exc:
+            raise InputError(f"{cfg.weights}: {exc}") from None
+        weights_desc = str(Path(cfg.weights).resolve())
+    dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
+    tracker = D3STracker(weights, params=params, device=cfg.device, dtype=dtype)
+    timer = Timer(cfg.warmup, cfg.repeats, tracker.device)
+
+    _warm_up(tracker, cfg)
+    sizes = [bench_size(tracker, w, h, cfg, timer, progress) for w, h in cfg.sizes]
+    init_samples = len(build_augmentations(256, params.aug_relative_shifts, params.aug_fliplr, params.aug_blurs,
+                                           params.aug_rotations)) if params.use_augmentation else 1
+    bounds = measure_bounds(tracker, init_samples, timer)
+    for s in sizes:
+        s["frame_ratio"] = s["frame_mean_ms"] / bounds["frame_bound_ms"]
+        s["init_ratio"] = s["init_ms"] / bounds["init_bound_ms"]
+
+    hw = hardware()
+    hw.update({"torch_threads": torch.get_num_threads(), "opencv_threads": cv2.getNumThreads(),
+               "opencv": cv2.__version__})
+    config = asdict(cfg)
+    config["sizes"] = [f"{w}x{h}" for w, h in cfg.sizes]
+    config["overrides"] = dict(cfg.overrides)
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(tracker.device), "dtype": cfg.dtype,
+            "weights": weights_desc, "memory_format": "channels_last" if tracker.memory_format == torch.channels_last
+            else "nchw", "dcf_dtype": str(tracker.dcf_dtype).replace("torch.", ""), "hardware": hw,
+            "config": config, "bounds": bounds, "sizes": sizes}
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------------
+
+def _fmt(value: Optional[float], spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render_text(report: Dict[str, Any]) -> str:
+    hw, b = report["hardware"], report["bounds"]
+    lines = [
+        f"D3S speed benchmark, {report['date']}",
+        f"device {report['device']} ({hw.get('gpu') or hw['cpu']}), torch {hw['torch']}, "
+        f"{hw['torch_threads']} torch threads, dtype {report['dtype']} (DCF in {report['dcf_dtype']}), "
+        f"trunks {report['memory_format']}",
+        f"weights: {report['weights']}",
+        "",
+        "bounds (bare trunk passes, fastest layout):",
+        f"  DCF trunk 1x256x256 -> layer3        {b['dcf_trunk_256_ms']:9.1f} ms  ({b['dcf_trunk_256_layout']})",
+        f"  segm trunk 1x384x384 conv1..layer3   {b['segm_trunk_384_ms']:9.1f} ms  ({b['segm_trunk_384_layout']})",
+        f"  DCF trunk {b['init_samples']}x256x256 -> layer3       {b['init_trunk_batch_256_ms']:9.1f} ms  "
+        f"({b['init_trunk_batch_256_layout']})",
+        f"  frame bound {b['frame_bound_ms']:.1f} ms, init bound {b['init_bound_ms']:.1f} ms",
+        "",
+        f"{'size':>10} {'frames':>6} {'frame ms':>9} {'/bound':>7} {'fps':>6} {'CG fr ms':>9} "
+        f"{'init ms':>9} {'/bound':>7} {'CG full ms':>10} {'peak MiB':>9}",
+    ]
+    for s in report["sizes"]:
+        lines.append(f"{s['size']:>10} {s['frames']:>6} {s['frame_mean_ms']:9.1f} {s['frame_ratio']:7.2f} "
+                     f"{s['fps']:6.2f} {_fmt(s['cg_frame_mean_ms']):>9} {s['init_ms']:9.1f} {s['init_ratio']:7.2f} "
+                     f"{s['frame_stages_ms']['filter_cg_full_memory']:10.1f} {s['peak_memory_mib']:9.0f}")
+    for s in report["sizes"]:
+        lines += ["", f"per-stage medians at {s['size']} (ms, % of the stage sum):"]
+        per_frame = {k: v for k, v in s["frame_stages_ms"].items() if not k.startswith("filter_cg")}
+        total = s["per_frame_stage_sum_ms"]
+        lines.append("  frame:")
+        for name, ms in per_frame.items():
+            lines.append(f"    {name:<42} {ms:9.2f} {100 * ms / total:6.1f}%")
+        lines.append(f"    {'sum (without CG)':<42} {total:9.2f}   vs measured plain-frame mean "
+                     f"{_fmt(s['plain_frame_mean_ms'])}")
+        lines.append(f"    {'filter CG, ' + str(s['memory_active']) + ' samples in memory':<42} "
+                     f"{s['frame_stages_ms']['filter_cg_sequence_memory']:9.2f}")
+        lines.append(f"    {'filter CG, full memory (' + str(s['full_memory_size']) + ')':<42} "
+                     f"{s['frame_stages_ms']['filter_cg_full_memory']:9.2f}")
+        total = s["init_stage_sum_ms"]
+        lines.append("  init:")
+        for name, ms in s["init_stages_ms"].items():
+            lines.append(f"    {name:<42} {ms:9.2f} {100 * ms / total:6.1f}%")
+        lines.append(f"    {'sum':<42} {total:9.2f}   vs measured init {s['init_ms']:.1f}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------------
+
+def parse_sizes(text: str) -> Tuple[Tuple[int, int], ...]:
+    sizes = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        pieces = part.split("x")
+        if len(pieces) != 2 or not all(p.isdigit() for p in pieces):
+            raise InputError(f"--sizes: {part!r} is not WIDTHxHEIGHT (e.g. 640x480,1280x720)")
+        w, h = int(pieces[0]), int(pieces[1])
+        if w < MIN_SIDE or h < MIN_SIDE:
+            raise InputError(f"--sizes: {part} is too small (at least {MIN_SIDE}x{MIN_SIDE})")
+        sizes.append((w, h))
+    return tuple(sizes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CliArgumentParser(prog="python -m d3s_vot.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--weights", metavar="PACK", help="weights file (default: random untrained weights)")
+    parser.add_argument("--frames", type=int, help="tracked frames per sequence (default 50; 5 with --quick)")
+    parser.add_argument("--sizes", help="comma-separated WIDTHxHEIGHT (default 640x480,1280x720; 640x480 with --quick)")
+    parser.add_argument("--threads", type=int, help="torch and OpenCV threads (default: the libraries' defaults)")
+    parser.add_argument("--repeats", type=int, help="timed calls per stage, median reported (default 5; 1 with --quick)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a D3SParams field (repeatable), e.g. channels_last=false")
+    parser.add_argument("--json", metavar="OUT", help="also write every number (and the hardware) to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="short run: one size, few frames, few repetitions")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: CUDA is not available on this machine (torch "
+                         f"{torch.__version__}); use --device cpu")
+    for name in ("frames", "threads", "repeats"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name} must be at least 1, got {value}")
+    overrides = []
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--param {item!r}: expected NAME=VALUE")
+        overrides.append((name.strip(), value.strip()))
+    if args.json:
+        parent = Path(args.json).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise InputError(f"--json {args.json}: folder {parent} does not exist")
+    quick = args.quick
+    repeats = args.repeats if args.repeats is not None else (1 if quick else 5)
+    return BenchConfig(
+        device=args.device, dtype=args.dtype, weights=args.weights,
+        frames=args.frames if args.frames is not None else (5 if quick else 50),
+        sizes=parse_sizes(args.sizes) if args.sizes else (QUICK_SIZES if quick else DEFAULT_SIZES),
+        threads=args.threads, warmup=1 if quick else 2, repeats=repeats,
+        init_repeats=1 if quick else min(repeats, 3), overrides=tuple(overrides), json_path=args.json, quick=quick)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        report = run_bench(cfg, progress=not args.no_progress)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(render_text(report))
+    if cfg.json_path:
+        atomic_write_text(Path(cfg.json_path).expanduser(), json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {cfg.json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

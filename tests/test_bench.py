@@ -1,0 +1,123 @@
+"""The speed benchmark (python -m d3s_vot.bench): an end-to-end --quick run and its argument errors.
+
+No timing is asserted (the machine is shared); the tests check the report's structure, that the
+numbers are consistent with each other, and the CLI's error contract.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from d3s_vot import bench
+
+FRAME_STAGES = ("image_to_tensor", "dcf_crop", "dcf_trunk", "dcf_project_correlate_upsample_localize", "segm_crop",
+                "segm_trunk", "segm_head", "mask_to_box", "full_image_mask", "memory_update",
+                "filter_cg_sequence_memory", "filter_cg_full_memory")
+INIT_STAGES = ("image_to_tensor", "augmentation", "trunk_batch", "pca", "joint_gauss_newton", "memory_init",
+               "segmentation_init")
+
+
+def _positive_finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.slow
+def test_quick_run_end_to_end(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "d3s_vot.bench", "--quick", "--frames", "3", "--sizes", "640x480",
+                           "--threads", "2", "--json", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "frame bound" in proc.stdout and "init bound" in proc.stdout
+    assert "random (untrained" in proc.stdout
+    report = json.loads(out.read_text())
+    assert not list(tmp_path.glob(".bench.json.*")), "the atomic write left a temporary file"
+
+    assert report["device"] == "cpu" and report["dtype"] == "float32"
+    assert report["weights"].startswith("random")
+    hw = report["hardware"]
+    assert hw["torch"] == torch.__version__ and hw["torch_threads"] == 2 and hw["cpu"]
+    assert report["config"]["sizes"] == ["640x480"] and report["config"]["quick"] is True
+
+    b = report["bounds"]
+    assert b["init_samples"] == 27          # identity, 8 shifts, flip, 5 blurs, 12 rotations
+    for key in ("dcf_trunk_256_ms", "segm_trunk_384_ms", "init_trunk_batch_256_ms", "frame_bound_ms", "init_bound_ms"):
+        assert _positive_finite(b[key]), key
+    assert set(b["per_layout_ms"]) == {"nchw", "channels_last"}
+    for key in ("dcf_trunk_256", "segm_trunk_384", "init_trunk_batch_256"):
+        # the bound takes the faster layout
+        assert b[key + "_ms"] == min(t[key] for t in b["per_layout_ms"].values())
+    assert b["frame_bound_ms"] == pytest.approx(b["dcf_trunk_256_ms"] + b["segm_trunk_384_ms"])
+    assert b["init_bound_ms"] == pytest.approx(b["init_trunk_batch_256_ms"] + b["segm_trunk_384_ms"])
+
+    (size,) = report["sizes"]
+    assert size["size"] == "640x480" and size["frames"] == 3
+    for key in ("frame_ratio", "init_ratio", "frame_mean_ms", "frame_median_ms", "init_ms", "fps", "peak_memory_mib"):
+        assert _positive_finite(size[key]), key
+    assert size["frame_ratio"] == pytest.approx(size["frame_mean_ms"] / b["frame_bound_ms"])
+    assert size["init_ratio"] == pytest.approx(size["init_ms"] / b["init_bound_ms"])
+    assert size["cg_frames"] == 0 and size["cg_frame_mean_ms"] is None   # frames 2..4: no CG frame (every 10th)
+    assert tuple(size["frame_stages_ms"]) == FRAME_STAGES
+    assert tuple(size["init_stages_ms"]) == INIT_STAGES
+    assert all(_positive_finite(v) for v in size["frame_stages_ms"].values())
+    assert all(_positive_finite(v) for v in size["init_stages_ms"].values())
+    per_frame = [v for k, v in size["frame_stages_ms"].items() if not k.startswith("filter_cg")]
+    assert size["per_frame_stage_sum_ms"] == pytest.approx(sum(per_frame))
+    assert size["init_stage_sum_ms"] == pytest.approx(sum(size["init_stages_ms"].values()))
+    assert size["memory_active"] == 27 + 3 and size["full_memory_size"] == 250
+    assert size["mask_to_box_fitted"] is True      # the ground-truth mask gives a real box fit
+    assert size["init_samples"] == 27
+
+
+def test_timer_counts_warmup_and_repeats():
+    calls, setups = [], []
+    timer = bench.Timer(warmup=2, repeats=3, device=torch.device("cpu"))
+    ms, result = timer.measure(lambda arg: calls.append(arg) or len(calls), setup=lambda: setups.append(1) or len(setups))
+    assert calls == [1, 2, 3, 4, 5] and len(setups) == 5 and result == 5
+    assert ms >= 0
+    _, result = timer.measure(lambda: "x", warmup=0, repeats=1)
+    assert result == "x"
+
+
+def test_parse_sizes():
+    assert bench.parse_sizes("640x480, 1280X720") == ((640, 480), (1280, 720))
+    for bad in ("640", "640x", "ax480", "640x480x3", "32x480"):
+        with pytest.raises(bench.InputError, match="--sizes"):
+            bench.parse_sizes(bad)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--frames", "0"], "error: --frames must be at least 1, got 0"),
+    (["--sizes", "640x"], "error: --sizes: '640x' is not WIDTHxHEIGHT"),
+    (["--param", "no_such_field=1"], "error: unknown D3SParams field 'no_such_field'"),
+    (["--param", "cg_iter"], "error: --param 'cg_iter': expected NAME=VALUE"),
+    (["--weights", "/nonexistent/d3s.safetensors"], "error: weights file /nonexistent/d3s.safetensors not found"),
+    (["--json", "/nonexistent/dir/out.json"], "error: --json /nonexistent/dir/out.json: folder /nonexistent/dir does not exist"),
+    (["--dtype", "float16"], "error: argument --dtype: invalid choice"),
+])
+def test_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc_info:
+        sys.exit(bench.main(argv + ["--no-progress"]))
+    assert exc_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(message), err
+
+
+def test_cuda_requested_without_cuda(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bench.main(["--device", "cuda"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --device cuda: CUDA is not available")
+
+
+def test_bad_argument_from_the_command_line():
+    proc = subprocess.run([sys.executable, "-m", "d3s_vot.bench", "--threads", "0"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --threads must be at least 1, got 0"
+    assert proc.stdout == ""
