@@ -63,6 +63,14 @@ def test_segm_crop_far_side_padding_quirk():
     assert crop[0, :, 0].tolist() == [0, 0, 0, 0, 0, 10, 20, 30]
 
 
+def test_segm_crop_of_a_window_outside_the_image():
+    img = np.tile(np.arange(20, dtype=np.uint8) * 10, (20, 1))[:, :, None].repeat(3, axis=2)
+    crop, _ = segm_crop(img, [30, 8, 4, 4], 2.0, 8)          # entirely right of the image
+    assert (crop[..., 0] == 190).all()
+    mask, _ = segm_crop(np.ones((20, 20), np.float32), [30, 8, 4, 4], 2.0, 8, pad_value=0)
+    assert mask.shape == (8, 8) and (mask == 0).all()
+
+
 def test_centre_distance_map():
     d = centre_distance_map(384)
     assert d.dtype == np.float32 and d[191, 191] == 0.0

@@ -82,7 +82,13 @@ def segm_crop(image: np.ndarray, box_xywh: Sequence[float], area_factor: float, 
     x2_pad, y2_pad = max(x2 - im_w + 1, 0), max(y2 - im_h + 1, 0)
     crop = image[y1 + y1_pad:y2 - y2_pad, x1 + x1_pad:x2 - x2_pad]
     if crop.size == 0:
-        raise ValueError("segmentation crop lies entirely outside the image")
+        # the window misses the image (a target centred outside it): replicate the nearest edge
+        # pixels, or fill with pad_value (the original cannot handle this case at all)
+        rows = np.clip(np.arange(y1, y2), 0, im_h - 1)
+        cols = np.clip(np.arange(x1, x2), 0, im_w - 1)
+        padded = image[np.ix_(rows, cols)] if pad_value is None else \
+            np.full((crop_sz, crop_sz) + image.shape[2:], pad_value, dtype=image.dtype)
+        return cv2.resize(np.ascontiguousarray(padded), (output_size, output_size)), output_size / crop_sz
     if pad_value is None:
         padded = cv2.copyMakeBorder(crop, y1_pad, y2_pad, x1_pad, x2_pad, cv2.BORDER_REPLICATE)
     else:
