@@ -65,20 +65,20 @@ def _blur(image: torch.Tensor, sigma: Tuple[float, float]) -> torch.Tensor:
     return flat.reshape(image.shape)
 
 
-def _rotate(image: torch.Tensor, angle_deg: float) -> torch.Tensor:
-    """Rotation about the patch centre with OpenCV's bilinear warp and replicated borders."""
-    arr = image[0].permute(1, 2, 0).cpu().numpy()
+def _rotate(arr: np.ndarray, angle_deg: float, device: torch.device) -> torch.Tensor:
+    """Rotation of an H x W x 3 patch about its centre with OpenCV's bilinear warp and replicated borders."""
     a = math.pi * angle_deg / 180
     c = (np.array(arr.shape[:2], dtype=np.float64).reshape(2, 1) - 1) / 2
     R = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
     M = np.concatenate([R, c - R @ c], 1)
     out = cv2.warpAffine(arr, M, arr.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
-    return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).unsqueeze(0).to(image.device)
+    return torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0).to(device)
 
 
 def apply_augmentations(patch: torch.Tensor, augs: Sequence[Augmentation], out_size: int) -> torch.Tensor:
     """All augmented crops of a 1 x 3 x S x S patch, stacked: len(augs) x 3 x out x out."""
     crops = []
+    hwc = None   # the patch as an H x W x 3 array for OpenCV, made once
     for aug in augs:
         if aug.kind == "identity" or aug.kind == "shift":
             img = patch
@@ -87,7 +87,9 @@ def apply_augmentations(patch: torch.Tensor, augs: Sequence[Augmentation], out_s
         elif aug.kind == "blur":
             img = _blur(patch, aug.sigma)
         elif aug.kind == "rotate":
-            img = _rotate(patch, aug.angle_deg)
+            if hwc is None:
+                hwc = np.ascontiguousarray(patch[0].permute(1, 2, 0).cpu().numpy())
+            img = _rotate(hwc, aug.angle_deg, patch.device)
         else:
             raise ValueError(f"unknown augmentation {aug.kind!r}")
         crops.append(_crop_centre(img, out_size, aug.shift))
