@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from d3s_vot.benchmarks.boxio import BenchmarkError
 from d3s_vot.benchmarks.sharding import DistContext, shard
+from d3s_vot.distributed import TorchrunEnvError
 from d3s_vot.got10k_eval import main as got10k_main
 from d3s_vot.synthetic.got10k import write_got10k
 from d3s_vot.synthetic.trackingnet import write_trackingnet
@@ -51,9 +51,9 @@ def test_dist_context_from_env():
     assert DistContext.from_env({}) == DistContext(0, 1, 0)
     ctx = DistContext.from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
     assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main) == (3, 4, 1, False)
-    with pytest.raises(BenchmarkError, match="RANK='x' is not an integer"):
+    with pytest.raises(TorchrunEnvError, match="RANK='x' is not an integer"):
         DistContext.from_env({"RANK": "x"})
-    with pytest.raises(BenchmarkError, match="RANK=4 WORLD_SIZE=4"):
+    with pytest.raises(TorchrunEnvError, match="RANK=4 WORLD_SIZE=4"):
         DistContext.from_env({"RANK": "4", "WORLD_SIZE": "4"})
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..io_utils import atomic_write_text
+from ..distributed import TorchrunEnvError
 from .boxio import BenchmarkError
 from .trackers import TRACKER_KINDS, TrackerSpec
 
@@ -102,7 +103,7 @@ def run_main(main: Callable[[List[str]], int], argv: Optional[List[str]]) -> int
     """Run a CLI body; user errors become one ``error: ...`` line and exit code 2."""
     try:
         return main(argv)
-    except BenchmarkError as exc:
+    except (BenchmarkError, TorchrunEnvError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

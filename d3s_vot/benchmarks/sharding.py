@@ -18,44 +18,17 @@ import dataclasses
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import List, Mapping, Optional, Sequence, TypeVar
+from typing import List, Sequence, TypeVar
 
 from tqdm import tqdm
 
+from ..distributed import DistContext
 from .boxio import BenchmarkError
 from .runner import JobOutcome, SequenceJob, missing_records, run_job
 from .trackers import BoxTracker, TrackerSpec, build_tracker
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """This process's place in a torchrun job (rank 0 of 1 when not launched by torchrun)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "DistContext":
-        environ = os.environ if environ is None else environ
-        values = {}
-        for key, default in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)):
-            text = environ.get(key, "")
-            try:
-                values[key] = int(text) if text != "" else default
-            except ValueError:
-                raise BenchmarkError(f"environment variable {key}={text!r} is not an integer") from None
-        if values["WORLD_SIZE"] < 1 or not 0 <= values["RANK"] < values["WORLD_SIZE"]:
-            raise BenchmarkError(f"bad torchrun environment: RANK={values['RANK']} WORLD_SIZE={values['WORLD_SIZE']}")
-        return cls(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"])
 
 
 def shard(items: Sequence[T], rank: int, world_size: int) -> List[T]:

@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from d3s_vot.distributed import DistContext
 from d3s_vot.model import SegmNet
 
 from .checkpoint import (FORMAT, atomic_torch_save, checkpoint_name, latest_checkpoint, load_checkpoint,
@@ -56,21 +57,6 @@ class RunOptions:
 
 
 @dataclass
-class DistContext:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-@dataclass
 class EpochStats:
     loss_sum: float = 0.0
     iou_sum: float = 0.0
@@ -102,10 +88,9 @@ class EpochStats:
 
 # --- setup ----------------------------------------------------------------------------------------
 def init_distributed(device_hint: Optional[str]) -> DistContext:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return DistContext()
-    ctx = DistContext(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    ctx = DistContext.from_env()
+    if not ctx.enabled:
+        return ctx
     use_cuda = torch.cuda.is_available() and (device_hint is None or device_hint.startswith("cuda"))
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
