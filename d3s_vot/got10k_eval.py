@@ -27,8 +27,7 @@ from .benchmarks.fps import read_time_file, summarize_times
 from .benchmarks.got10k_data import Got10kSequence, load_subset
 from .benchmarks.runner import SequenceJob, check_records
 from .benchmarks.trackers import oracle_files
-from .benchmarks.sharding import (DistContext, finish_distributed, init_distributed, run_jobs, shard,
-                                  wait_for_records)
+from .benchmarks.sharding import DistContext, run_sharded
 from .io_utils import atomic_write_bytes
 
 RECORD_FORMAT = "%.3f"        # what ExperimentGOT10k._record writes
@@ -119,23 +118,16 @@ def main_body(argv: Optional[List[str]]) -> int:
     args = build_parser().parse_args(argv)
     ctx = DistContext.from_env()
     sequences = load_subset(args.root, args.subset)
-    oracle = oracle_files(((s.name, s.groundtruth_file, s.has_full_groundtruth) for s in sequences), args.oracle_gt) if args.tracker == "oracle" else None
+    oracle = None
+    if args.tracker == "oracle":
+        oracle = oracle_files(((s.name, s.groundtruth_file, s.has_full_groundtruth) for s in sequences), args.oracle_gt)
     spec = tracker_spec(args, oracle)
     name = args.tracker_name or spec.default_name()
     result_dir = tracker_result_dir(args.result_dir, name)
     jobs = make_jobs(sequences, result_dir)
 
-    distributed = init_distributed(ctx, args.wait_timeout)
-    try:
-        mine = shard(jobs, ctx.rank, ctx.world_size)
-        run_jobs(spec, mine, workers=args.workers, progress=not args.no_progress,
-                 desc=f"GOT-10k {args.subset} {name}" + (f" rank {ctx.rank}" if ctx.world_size > 1 else ""))
-        if not ctx.is_main and not distributed:
-            return 0
-        wait_for_records(jobs, distributed, args.wait_timeout)
-    finally:
-        finish_distributed(distributed)
-    if not ctx.is_main:
+    if not run_sharded(spec, jobs, ctx, workers=args.workers, wait_timeout=args.wait_timeout,
+                       progress=not args.no_progress, desc=f"GOT-10k {args.subset} {name}"):
         return 0
     check_records(jobs)
 

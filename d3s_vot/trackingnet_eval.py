@@ -25,8 +25,7 @@ from .benchmarks.cli import add_tracker_arguments, run_main, tracker_spec, write
 from .benchmarks.fps import read_time_file, summarize_times
 from .benchmarks.runner import SequenceJob, check_records
 from .benchmarks.trackers import oracle_files
-from .benchmarks.sharding import (DistContext, finish_distributed, init_distributed, run_jobs, shard,
-                                  wait_for_records)
+from .benchmarks.sharding import DistContext, run_sharded
 from .benchmarks.trackingnet_data import TrackingNetSequence, load_chunks, parse_chunks
 from .benchmarks.trackingnet_metrics import TrackingNetScores, score, score_files
 from .io_utils import atomic_write_bytes
@@ -95,23 +94,16 @@ def run_command(args: argparse.Namespace) -> int:
     ctx = DistContext.from_env()
     chunks = parse_chunks(args.chunks)
     sequences = load_chunks(args.root, chunks)
-    oracle = oracle_files(((s.name, s.anno_file, s.has_full_annotation) for s in sequences), args.oracle_gt) if args.tracker == "oracle" else None
+    oracle = None
+    if args.tracker == "oracle":
+        oracle = oracle_files(((s.name, s.anno_file, s.has_full_annotation) for s in sequences), args.oracle_gt)
     spec = tracker_spec(args, oracle)
     name = args.tracker_name or spec.default_name()
     result_dir = Path(os.path.abspath(args.result_dir)) / name
     jobs = make_jobs(sequences, result_dir)
 
-    distributed = init_distributed(ctx, args.wait_timeout)
-    try:
-        run_jobs(spec, shard(jobs, ctx.rank, ctx.world_size), workers=args.workers,
-                 progress=not args.no_progress,
-                 desc=f"TrackingNet {name}" + (f" rank {ctx.rank}" if ctx.world_size > 1 else ""))
-        if not ctx.is_main and not distributed:
-            return 0
-        wait_for_records(jobs, distributed, args.wait_timeout)
-    finally:
-        finish_distributed(distributed)
-    if not ctx.is_main:
+    if not run_sharded(spec, jobs, ctx, workers=args.workers, wait_timeout=args.wait_timeout,
+                       progress=not args.no_progress, desc=f"TrackingNet {name}"):
         return 0
     check_records(jobs)
 

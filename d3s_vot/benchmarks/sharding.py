@@ -120,3 +120,19 @@ def wait_for_records(jobs: Sequence[SequenceJob], use_barrier: bool, timeout_s: 
                 f"{len(missing)} sequence(s) have no result after waiting for the other ranks "
                 f"(first: {missing[0]}); re-run to resume")
         time.sleep(poll_s)
+
+
+def run_sharded(spec: TrackerSpec, jobs: Sequence[SequenceJob], ctx: DistContext, *, workers: int,
+                wait_timeout: float, progress: bool, desc: str) -> bool:
+    """Run this rank's share of ``jobs`` (with ``workers`` local processes). Returns True on rank 0
+    once every rank's records exist (the caller then reports), False on the other ranks."""
+    distributed = init_distributed(ctx, wait_timeout)
+    try:
+        run_jobs(spec, shard(jobs, ctx.rank, ctx.world_size), workers=workers, progress=progress,
+                 desc=desc + (f" rank {ctx.rank}" if ctx.world_size > 1 else ""))
+        if not ctx.is_main and not distributed:
+            return False
+        wait_for_records(jobs, distributed, wait_timeout)
+    finally:
+        finish_distributed(distributed)
+    return ctx.is_main
