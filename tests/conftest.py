@@ -18,9 +18,14 @@ def parity_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def parity_path() -> Path:
+    """The fixtures live beside the repository (../shared/parity), not in it. CI must have them; a
+    plain clone without them skips the parity tests, saying why."""
     path = parity_dir()
     if not (path / "make_weights.py").is_file():
-        pytest.fail(f"parity fixtures not found in {path}: set D3S_PARITY_DIR to the shared/parity folder")
+        message = f"parity fixtures not found in {path}: set D3S_PARITY_DIR to the shared/parity folder"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (required in CI)")
+        pytest.skip(message)
     return path
 
 
