@@ -315,6 +315,13 @@ def _state_dict_of(obj: Any, source: str) -> Mapping[str, Any]:
                        "'net' entry like the authors' SegmNet.pth.tar)")
 
 
+def _pack_section(tensors: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    """The ``prefix`` part of a pack (prefix removed); a safetensors file without sections as is."""
+    if not any(k.startswith(prefix) for k in tensors):
+        return tensors
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def _is_train_checkpoint(obj: Any) -> bool:
     return isinstance(obj, Mapping) and str(obj.get("format", "")).startswith(TRAIN_FORMAT_PREFIX)
 
@@ -323,10 +330,7 @@ def load_segm_checkpoint(path: PathLike) -> Dict[str, torch.Tensor]:
     """SegmNet state dict from the authors' ``SegmNet.pth.tar``, a plain state-dict file, or a safetensors file."""
     path = _require_file(path, "segmentation network weights", WHERE_SEGM)
     if _is_safetensors(path):
-        tensors, _ = _read_safetensors(path)
-        if any(k.startswith(SEGM_PREFIX) for k in tensors):
-            tensors = {k[len(SEGM_PREFIX):]: v for k, v in tensors.items() if k.startswith(SEGM_PREFIX)}
-        return check_segm_state(tensors, str(path))
+        return check_segm_state(_pack_section(_read_safetensors(path)[0], SEGM_PREFIX), str(path))
     obj = torch_load_restricted(path)
     return check_segm_state(_state_dict_of(obj, str(path)), str(path))
 
@@ -335,10 +339,7 @@ def load_backbone_checkpoint(path: PathLike) -> Dict[str, torch.Tensor]:
     """DCF backbone state dict from a torchvision ResNet-50 file (plain state dict, loaded with ``weights_only``)."""
     path = _require_file(path, "DCF backbone weights (ResNet-50)", WHERE_BACKBONE)
     if _is_safetensors(path):
-        tensors, _ = _read_safetensors(path)
-        if any(k.startswith(BACKBONE_PREFIX) for k in tensors):
-            tensors = {k[len(BACKBONE_PREFIX):]: v for k, v in tensors.items() if k.startswith(BACKBONE_PREFIX)}
-        return check_backbone_state(tensors, str(path))
+        return check_backbone_state(_pack_section(_read_safetensors(path)[0], BACKBONE_PREFIX), str(path))
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception:  # not a plain state dict: fall back to the restricted unpickler (clear errors)
