@@ -165,7 +165,7 @@ class D3STracker:
         pos = [float(init.pos_yx[0]), float(init.pos_yx[1])]
         max_area = float(p.image_sample_size ** 2)
         search_area = (h * p.search_area_scale) * (w * p.search_area_scale)
-        target_scale = math.sqrt(search_area / max_area) if search_area != max_area else 1.0
+        target_scale = math.sqrt(search_area / max_area)   # the sample always has image_sample_size^2 pixels
         base = [h / target_scale, w / target_scale]
         stride = p.feature_stride
         sample = round_half_even(math.sqrt((base[0] * p.search_area_scale) * (base[1] * p.search_area_scale)))
