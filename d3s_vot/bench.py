@@ -35,6 +35,7 @@ import torch
 from .io_utils import CliArgumentParser, InputError, atomic_write_text
 from .model.segm_net import SEGM_TAPS
 from .params import D3SParams
+from .runtime import tune_cpu_allocator
 from .vot_speed import hardware
 
 DEFAULT_SIZES = ((640, 480), (1280, 720))
@@ -110,26 +111,43 @@ class StageTable:
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def measure_bounds(tracker, init_samples: int, timer: Timer) -> Dict[str, Any]:
-    """Trunk passes of copies of the tracker's networks in each layout; the bounds use the fastest."""
-    dev, dtype = tracker.device, tracker.dtype
+def plain_trunks(weights, device: torch.device, dtype: torch.dtype):
+    """The two trunks exactly as the checkpoints define them (BatchNorm layers unfolded), eval mode."""
+    from .model import ResNet50Trunk, SegmNet
+
+    dcf_net = ResNet50Trunk()
+    dcf_net.load_state_dict(weights.backbone_state, strict=True)
+    segm_net = SegmNet()
+    segm_net.load_state_dict(weights.segm_state, strict=True)
+    return tuple(net.eval().requires_grad_(False).to(device=device, dtype=dtype)
+                 for net in (dcf_net, segm_net.feature_extractor))
+
+
+def _trunk_times(dcf_net, segm_trunk, fmt, init_samples: int, dev, dtype, timer: Timer) -> Dict[str, float]:
     gen = torch.Generator().manual_seed(0)
+
+    def image(n: int, side: int) -> torch.Tensor:
+        return torch.randn(n, 3, side, side, generator=gen, dtype=torch.float32).to(
+            device=dev, dtype=dtype).contiguous(memory_format=fmt)
+
+    x256, batch, x384 = image(1, 256), image(init_samples, 256), image(1, 384)
+    with torch.no_grad():
+        return {
+            "dcf_trunk_256": timer.measure(lambda: dcf_net(x256, ("layer3",)))[0],
+            "segm_trunk_384": timer.measure(lambda: segm_trunk(x384, SEGM_TAPS))[0],
+            "init_trunk_batch_256": timer.measure(lambda: dcf_net(batch, ("layer3",)))[0],
+        }
+
+
+def measure_bounds(tracker, weights, init_samples: int, timer: Timer) -> Dict[str, Any]:
+    """The bounds: the checkpoints' trunks (BatchNorm unfolded, as the original runs them) in each
+    memory layout; the fastest layout counts. Also the trunks as this tracker runs them (BatchNorm
+    folded when ``fold_batchnorm``), the bound of the tracker's own non-network overhead."""
+    dev, dtype = tracker.device, tracker.dtype
     per_layout: Dict[str, Dict[str, float]] = {}
     for name, fmt in LAYOUTS.items():
-        dcf_net = copy.deepcopy(tracker.dcf_net).to(memory_format=fmt)
-        segm_trunk = copy.deepcopy(tracker.segm_net.feature_extractor).to(memory_format=fmt)
-
-        def image(n: int, side: int) -> torch.Tensor:
-            return torch.randn(n, 3, side, side, generator=gen, dtype=torch.float32).to(
-                device=dev, dtype=dtype).contiguous(memory_format=fmt)
-
-        x256, batch, x384 = image(1, 256), image(init_samples, 256), image(1, 384)
-        with torch.no_grad():
-            per_layout[name] = {
-                "dcf_trunk_256": timer.measure(lambda: dcf_net(x256, ("layer3",)))[0],
-                "segm_trunk_384": timer.measure(lambda: segm_trunk(x384, SEGM_TAPS))[0],
-                "init_trunk_batch_256": timer.measure(lambda: dcf_net(batch, ("layer3",)))[0],
-            }
+        dcf_net, segm_trunk = (net.to(memory_format=fmt) for net in plain_trunks(weights, dev, dtype))
+        per_layout[name] = _trunk_times(dcf_net, segm_trunk, fmt, init_samples, dev, dtype, timer)
     best: Dict[str, Any] = {}
     for key in ("dcf_trunk_256", "segm_trunk_384", "init_trunk_batch_256"):
         layout = min(per_layout, key=lambda n: per_layout[n][key])
@@ -137,6 +155,12 @@ def measure_bounds(tracker, init_samples: int, timer: Timer) -> Dict[str, Any]:
         best[key + "_layout"] = layout
     best["frame_bound_ms"] = best["dcf_trunk_256_ms"] + best["segm_trunk_384_ms"]
     best["init_bound_ms"] = best["init_trunk_batch_256_ms"] + best["segm_trunk_384_ms"]
+    own = _trunk_times(tracker.dcf_net, tracker.segm_net.feature_extractor, tracker.memory_format, init_samples,
+                       dev, dtype, timer)
+    best["tracker_trunks_ms"] = own
+    best["tracker_trunks_folded"] = bool(tracker.folded)
+    best["tracker_frame_trunks_ms"] = own["dcf_trunk_256"] + own["segm_trunk_384"]
+    best["tracker_init_trunks_ms"] = own["init_trunk_batch_256"] + own["segm_trunk_384"]
     best["init_samples"] = init_samples
     best["per_layout_ms"] = per_layout
     return best
@@ -279,7 +303,7 @@ def init_stages(tracker, image: np.ndarray, timer: Timer) -> Tuple[Dict[str, flo
 
     augs, samples = stages.run("augmentation", augment)
     feats = stages.run("trunk_batch", lambda: tracker._dcf_features(samples).to(tracker.dcf_dtype))
-    projection = stages.run("pca", lambda: dcf.pca_projection(feats, p.compressed_dim))
+    projection = stages.run("pca", lambda: dcf.pca_projection(feats, p.compressed_dim, cov_dtype=tracker.dtype))
 
     feat_sz = st.feature_size
     kernel_offset = 0.5 * ((p.kernel_size + 1) % 2)
@@ -385,6 +409,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
     from .tracker.d3s import D3STracker
     from .weights import WeightsError, load_weights, random_weights
 
+    # before any large allocation: the bounds and the tracker run under the same allocator settings
+    malloc_tuned = tune_cpu_allocator()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
         cv2.setNumThreads(cfg.threads)
@@ -410,14 +436,16 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
     sizes = [bench_size(tracker, w, h, cfg, timer, progress) for w, h in cfg.sizes]
     init_samples = len(build_augmentations(256, params.aug_relative_shifts, params.aug_fliplr, params.aug_blurs,
                                            params.aug_rotations)) if params.use_augmentation else 1
-    bounds = measure_bounds(tracker, init_samples, timer)
+    bounds = measure_bounds(tracker, weights, init_samples, timer)
     for s in sizes:
         s["frame_ratio"] = s["frame_mean_ms"] / bounds["frame_bound_ms"]
         s["init_ratio"] = s["init_ms"] / bounds["init_bound_ms"]
+        s["frame_ratio_own_trunks"] = s["frame_mean_ms"] / bounds["tracker_frame_trunks_ms"]
+        s["init_ratio_own_trunks"] = s["init_ms"] / bounds["tracker_init_trunks_ms"]
 
     hw = hardware()
-    hw.update({"torch_threads": torch.get_num_threads(), "opencv_threads": cv2.getNumThreads(),
-               "opencv": cv2.__version__})
+    hw.update({"malloc_tuned": malloc_tuned, "torch_threads": torch.get_num_threads(),
+               "opencv_threads": cv2.getNumThreads(), "opencv": cv2.__version__})
     config = asdict(cfg)
     config["sizes"] = [f"{w}x{h}" for w, h in cfg.sizes]
     config["overrides"] = dict(cfg.overrides)
@@ -442,7 +470,8 @@ def render_text(report: Dict[str, Any]) -> str:
         f"device {report['device']} ({hw.get('gpu') or hw['cpu']}), torch {hw['torch']}, "
         f"{hw['torch_threads']} torch threads, dtype {report['dtype']} (DCF in {report['dcf_dtype']}), "
         f"trunks {report['memory_format']}",
-        f"weights: {report['weights']}",
+        f"weights: {report['weights']}; large blocks kept in the heap (d3s_vot.runtime): "
+        f"{'yes' if hw.get('malloc_tuned') else 'no'}",
         "",
         "bounds (bare trunk passes, fastest layout):",
         f"  DCF trunk 1x256x256 -> layer3        {b['dcf_trunk_256_ms']:9.1f} ms  ({b['dcf_trunk_256_layout']})",
@@ -450,13 +479,18 @@ def render_text(report: Dict[str, Any]) -> str:
         f"  DCF trunk {b['init_samples']}x256x256 -> layer3       {b['init_trunk_batch_256_ms']:9.1f} ms  "
         f"({b['init_trunk_batch_256_layout']})",
         f"  frame bound {b['frame_bound_ms']:.1f} ms, init bound {b['init_bound_ms']:.1f} ms",
+        f"the tracker's own trunks ({'BatchNorm folded, ' if b['tracker_trunks_folded'] else ''}"
+        f"{report['memory_format']}): frame {b['tracker_frame_trunks_ms']:.1f} ms, "
+        f"init {b['tracker_init_trunks_ms']:.1f} ms (columns 'own')",
         "",
-        f"{'size':>10} {'frames':>6} {'frame ms':>9} {'/bound':>7} {'fps':>6} {'CG fr ms':>9} "
-        f"{'init ms':>9} {'/bound':>7} {'CG full ms':>10} {'peak MiB':>9}",
+        f"{'size':>10} {'frames':>6} {'frame ms':>9} {'/bound':>7} {'/own':>6} {'fps':>6} {'CG fr ms':>9} "
+        f"{'init ms':>9} {'/bound':>7} {'/own':>6} {'CG full ms':>10} {'peak MiB':>9}",
     ]
     for s in report["sizes"]:
         lines.append(f"{s['size']:>10} {s['frames']:>6} {s['frame_mean_ms']:9.1f} {s['frame_ratio']:7.2f} "
+                     f"{s['frame_ratio_own_trunks']:6.2f} "
                      f"{s['fps']:6.2f} {_fmt(s['cg_frame_mean_ms']):>9} {s['init_ms']:9.1f} {s['init_ratio']:7.2f} "
+                     f"{s['init_ratio_own_trunks']:6.2f} "
                      f"{s['frame_stages_ms']['filter_cg_full_memory']:10.1f} {s['peak_memory_mib']:9.0f}")
     for s in report["sizes"]:
         lines += ["", f"per-stage medians at {s['size']} (ms, % of the stage sum):"]

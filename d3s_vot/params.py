@@ -81,6 +81,7 @@ class D3SParams:
     deterministic: bool = True              # bit-identical outputs run to run on one machine
     dcf_float64: bool = True                # solve the (ill-conditioned) DCF problems in float64 in any dtype
     channels_last: bool = True              # NHWC trunks in float32 (~25% faster on CPU/GPU; float64 stays NCHW)
+    fold_batchnorm: bool = True             # fold BatchNorm into the convolutions (float32; float64 stays unfolded)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "D3SParams":
         """Return a copy with fields replaced; values given as strings are parsed to the field's type."""

@@ -125,7 +125,9 @@ def make_tracker(weights: Any, params: Any, device: Optional[str], dtype: str) -
     import torch
 
     from d3s_vot import D3STracker
+    from d3s_vot.runtime import tune_cpu_allocator
 
+    tune_cpu_allocator()
     return D3STracker(weights, params=params, device=device, dtype=getattr(torch, dtype))
 
 

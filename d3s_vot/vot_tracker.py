@@ -294,6 +294,9 @@ def build_d3s_tracker(config: EntryConfig) -> TrackerLike:
         weights = random_weights(config.random_weights_seed)
     else:
         weights = load_weights(config.weights) if config.weights else load_weights()
+    from d3s_vot.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()
     return D3STracker(weights, params=params, device=config.device, dtype=getattr(torch, config.dtype))
 
 

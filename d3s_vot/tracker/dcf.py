@@ -46,17 +46,24 @@ def gaussian_label(size: int, sigma: float, centre_yx: Sequence[float], dtype: t
     return gy.view(-1, 1) * gx.view(1, -1)
 
 
-def pca_projection(features: torch.Tensor, dim: int) -> torch.Tensor:
+def pca_projection(features: torch.Tensor, dim: int, cov_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """dim x C x 1 x 1 projection onto the leading principal directions of N x C x H x W features.
 
     The original took left singular vectors of the (centred) covariance; those are its
     eigenvectors, so a symmetric eigensolver gives the same subspace (signs are irrelevant: the
     joint optimisation is symmetric under flipping a projection row with its filter channel).
+    ``cov_dtype`` (default: the features' dtype) is the precision of the covariance product: a
+    float32 tracker's features carry float32 precision anyway, and only seed the joint
+    optimisation, so float32 halves the cost without moving its trajectory.
     """
     c = features.shape[1]
     mat = features.transpose(0, 1).reshape(c, -1)
     mat = mat - mat.mean(dim=1, keepdim=True)
-    cov = mat @ mat.t()
+    if cov_dtype is not None and cov_dtype != mat.dtype:
+        low = mat.to(cov_dtype)
+        cov = (low @ low.t()).to(mat.dtype)
+    else:
+        cov = mat @ mat.t()
     # float64 solver: LAPACK's float32 symmetric eigensolver is ~10x slower here, and less accurate
     _, vecs = torch.linalg.eigh(cov.double())
     return vecs[:, -dim:].flip(-1).t().reshape(dim, c, 1, 1).to(features.dtype).contiguous()

@@ -1,0 +1,93 @@
+"""BatchNorm folding (the tracker's inference networks) and the process allocator setting."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from d3s_vot import D3SParams, D3STracker
+from d3s_vot.model import ResNet50Trunk, SegmNet, fold_batchnorm, fold_conv_bn
+from d3s_vot.tracker.crops import _normalize_values, normalize_segm_crop
+from d3s_vot.weights import random_weights
+
+
+def _randomise_bn(module: nn.Module, seed: int = 0) -> nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+    return module.eval()
+
+
+def test_fold_conv_bn_matches_conv_then_bn():
+    conv, bn = nn.Conv2d(5, 7, 3, padding=1, bias=True).double(), _randomise_bn(nn.BatchNorm2d(7)).double()
+    x = torch.randn(2, 5, 9, 9, dtype=torch.float64)
+    torch.testing.assert_close(fold_conv_bn(conv, bn)(x), bn(conv(x)), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_conv_bn(conv, bn.train())
+
+
+def test_folded_trunk_and_head_equal_the_originals():
+    net = _randomise_bn(SegmNet()).double()
+    folded = fold_batchnorm(net)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules()), "the input network must be left alone"
+    gen = torch.Generator().manual_seed(1)
+    train, test = (torch.randn(1, 3, 128, 128, generator=gen, dtype=torch.float64) for _ in range(2))
+    mask = (torch.rand(1, 1, 128, 128, generator=gen) > 0.5).double()
+    dist = torch.rand(1, 1, 128, 128, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(train, test, mask, dist), net(train, test, mask, dist), rtol=1e-9, atol=1e-9)
+        trunk = _randomise_bn(ResNet50Trunk(), seed=2).double()
+        x = torch.randn(2, 3, 64, 64, generator=gen, dtype=torch.float64)
+        a, b = fold_batchnorm(trunk)(x), trunk(x)
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-9, atol=1e-9)
+
+
+def test_fold_refuses_a_lone_batchnorm():
+    with pytest.raises(ValueError, match="cannot be folded"):
+        fold_batchnorm(nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3)))
+
+
+def test_tracker_folds_in_float32_only():
+    w = random_weights(0)
+    t32 = D3STracker(w, D3SParams(), device="cpu", dtype=torch.float32)
+    t64 = D3STracker(w, D3SParams(), device="cpu", dtype=torch.float64)
+    off = D3STracker(w, D3SParams(fold_batchnorm=False), device="cpu", dtype=torch.float32)
+    count = lambda t: sum(isinstance(m, nn.BatchNorm2d) for net in (t.dcf_net, t.segm_net) for m in net.modules())
+    assert t32.folded and count(t32) == 0
+    assert not t64.folded and count(t64) > 0       # float64 is the reference mode: the original's op order
+    assert not off.folded and count(off) > 0
+
+
+def test_lut_normalisation_is_bit_identical():
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    crop[0, :3] = [[0, 0, 0], [255, 255, 255], [128, 7, 250]]
+    out = normalize_segm_crop(crop)
+    assert out.dtype == np.float32 and out.shape == crop.shape
+    np.testing.assert_array_equal(out, _normalize_values(crop))
+    floats = crop.astype(np.float32)          # non-uint8 input takes the arithmetic path
+    np.testing.assert_array_equal(normalize_segm_crop(floats), _normalize_values(floats))
+
+
+def _allocator_probe(env_value):
+    code = "from d3s_vot.runtime import tune_cpu_allocator; print(tune_cpu_allocator())"
+    env = {"PATH": "/usr/bin:/bin"}
+    if env_value is not None:
+        env["D3S_MALLOC_TUNING"] = env_value
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt exists on Linux only")
+def test_allocator_tuning_switch():
+    on, off = _allocator_probe(None), _allocator_probe("0")
+    assert on.returncode == 0 and on.stdout.strip() == "True", on.stderr
+    assert off.returncode == 0 and off.stdout.strip() == "False", off.stderr
