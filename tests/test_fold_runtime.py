@@ -91,3 +91,27 @@ def test_allocator_tuning_switch():
     on, off = _allocator_probe(None), _allocator_probe("0")
     assert on.returncode == 0 and on.stdout.strip() == "True", on.stderr
     assert off.returncode == 0 and off.stdout.strip() == "False", off.stderr
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("side,out,shift", [(512, 256, (0, 0)), (300, 256, (40, -30)), (100, 60, (-45, 45))])
+def test_blur_of_the_crop_window_equals_blur_then_crop(dtype, side, out, shift):
+    from d3s_vot.tracker.augment import _blur, _blurred_crop, _crop_centre
+
+    patch = (torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(side)) * 255).to(dtype)
+    for sigma in ((2.0, 0.2), (3.0, 1.0), (0.2, 2.0)):
+        torch.testing.assert_close(_blurred_crop(patch, sigma, out, shift),
+                                   _crop_centre(_blur(patch, sigma), out, shift), rtol=0, atol=0)
+
+
+def test_few_output_conv_product_form_matches_the_convolution():
+    from d3s_vot.model.segm_head import _apply_block, conv_bn
+
+    block = _randomise_bn(conv_bn(64, 4, 3, relu=True))
+    x = torch.randn(1, 64, 37, 29).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = _apply_block(block, x)
+        torch.testing.assert_close(fast, block(x), rtol=1e-5, atol=1e-5)
+        assert fast.is_contiguous(memory_format=torch.channels_last)
+        x64 = x.double()                       # other dtypes and layouts take the module itself
+        torch.testing.assert_close(_apply_block(block.double(), x64), block(x64), rtol=0, atol=0)

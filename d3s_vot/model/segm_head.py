@@ -41,6 +41,38 @@ def _upsample2(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="nearest")
 
 
+def _conv3x3_few_outputs(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 3x3 'same' convolution with few output channels on a channels-last batch-1 map, as one
+    (pixels x C_in) @ (C_in x 9*C_out) product and nine shifted adds: on CPU ~1.6x faster than the
+    convolution kernel for ``f0`` (64 -> 4 channels at 192x192). Returns a channels-last map."""
+    _, c, h, w = x.shape
+    o = conv.out_channels
+    taps = (x.permute(0, 2, 3, 1).reshape(h * w, c) @ conv.weight.permute(1, 2, 3, 0).reshape(c, 9 * o))
+    taps = taps.view(h, w, 3, 3, o)
+    out = conv.bias.expand(h, w, o).clone()
+    for dy in range(3):
+        ty = slice(max(0, 1 - dy), min(h, h + 1 - dy))
+        sy = slice(ty.start + dy - 1, ty.stop + dy - 1)
+        for dx in range(3):
+            tx = slice(max(0, 1 - dx), min(w, w + 1 - dx))
+            sx = slice(tx.start + dx - 1, tx.stop + dx - 1)
+            out[ty, tx] += taps[sy, sx, dy, dx]
+    return out.permute(2, 0, 1).unsqueeze(0)
+
+
+def _apply_block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``block(x)``, with the product form of the first convolution where it is faster (batch 1,
+    channels-last, float32 inference)."""
+    conv = block[0]
+    if (not torch.is_grad_enabled() and x.shape[0] == 1 and x.dtype == torch.float32 and x.device.type == "cpu"
+            and x.is_contiguous(memory_format=torch.channels_last) and conv.bias is not None):
+        y = _conv3x3_few_outputs(x, conv)
+        for layer in list(block)[1:]:
+            y = layer(y)
+        return y
+    return block(x)
+
+
 def topk_similarity(f_test: torch.Tensor, f_train: torch.Tensor, mask_train: torch.Tensor, k: int
                     ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Mean of the top-k cosine similarities of every test cell to the foreground (``mask``) and
@@ -90,7 +122,7 @@ class SegmHead(nn.Module):
         out = self.s3(_upsample2(self.mixer(mixer_input)))
         out = self.post2(_upsample2(self.f2(layer2) + self.s2(out)))
         out = self.post1(_upsample2(self.f1(layer1) + self.s1(out)))
-        return self.post0(_upsample2(self.f0(conv1) + self.s0(out)))
+        return self.post0(_upsample2(_apply_block(self.f0, conv1) + self.s0(out)))
 
     def predict(self, test_feats: Sequence[torch.Tensor], f_train: torch.Tensor, mask_train: torch.Tensor,
                 test_dist: torch.Tensor) -> torch.Tensor:

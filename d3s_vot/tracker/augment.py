@@ -37,32 +37,59 @@ def build_augmentations(sample_size: int, shifts: Sequence[Tuple[float, float]],
     return augs
 
 
-def _crop_centre(image: torch.Tensor, out: int, shift: Tuple[int, int]) -> torch.Tensor:
-    """Centre crop (or pad, replicated) to out x out, with the window moved by -shift."""
-    h, w = image.shape[-2:]
+def _centre_indices(h: int, w: int, out: int, shift: Tuple[int, int], device: torch.device
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of the centre crop (or replicated pad) to out x out, moved by -shift."""
     pad_h, pad_w = (out - h) / 2, (out - w) / 2
     top = math.floor(pad_h) + shift[0]
     bottom = math.ceil(pad_h) - shift[0]
     left = math.floor(pad_w) + shift[1]
     right = math.ceil(pad_w) - shift[1]
-    rows = torch.arange(-top, h + bottom, device=image.device).clamp_(0, h - 1)
-    cols = torch.arange(-left, w + right, device=image.device).clamp_(0, w - 1)
+    rows = torch.arange(-top, h + bottom, device=device).clamp_(0, h - 1)
+    cols = torch.arange(-left, w + right, device=device).clamp_(0, w - 1)
+    return rows, cols
+
+
+def _crop_centre(image: torch.Tensor, out: int, shift: Tuple[int, int]) -> torch.Tensor:
+    """Centre crop (or pad, replicated) to out x out, with the window moved by -shift."""
+    rows, cols = _centre_indices(image.shape[-2], image.shape[-1], out, shift, image.device)
     return image.index_select(-2, rows).index_select(-1, cols)
 
 
-def _blur(image: torch.Tensor, sigma: Tuple[float, float]) -> torch.Tensor:
-    """Separable Gaussian blur (zero padding); kernels built in float32 as in the original."""
-    radius = [math.ceil(2 * s) for s in sigma]
+def _blur_kernels(sigma: Tuple[float, float], dtype: torch.dtype, device: torch.device) -> List[torch.Tensor]:
+    """Normalised 1-D Gaussians of radius ceil(2 sigma), built in float32 as in the original."""
     kernels = []
-    for r, s in zip(radius, sigma):
+    for s in sigma:
+        r = math.ceil(2 * s)
         x = torch.arange(-r, r + 1, dtype=torch.float32)
         k = torch.exp(-(x ** 2) / (2 * s ** 2))
-        kernels.append((k / k.sum()).to(device=image.device, dtype=image.dtype))
+        kernels.append((k / k.sum()).to(device=device, dtype=dtype))
+    return kernels
+
+
+def _blur(image: torch.Tensor, sigma: Tuple[float, float]) -> torch.Tensor:
+    """Separable Gaussian blur (zero padding)."""
+    ky, kx = _blur_kernels(sigma, image.dtype, image.device)
+    ry, rx = ky.numel() // 2, kx.numel() // 2
     h, w = image.shape[-2:]
     flat = image.reshape(-1, 1, h, w)
-    flat = F.conv2d(flat, kernels[0].view(1, 1, -1, 1), padding=(radius[0], 0))
-    flat = F.conv2d(flat, kernels[1].view(1, 1, 1, -1), padding=(0, radius[1]))
+    flat = F.conv2d(flat, ky.view(1, 1, -1, 1), padding=(ry, 0))
+    flat = F.conv2d(flat, kx.view(1, 1, 1, -1), padding=(0, rx))
     return flat.reshape(image.shape)
+
+
+def _blurred_crop(patch: torch.Tensor, sigma: Tuple[float, float], out: int, shift: Tuple[int, int]) -> torch.Tensor:
+    """``_crop_centre(_blur(patch, sigma), out, shift)``, blurring only the crop and its kernel margin
+    (the patch is twice the crop: 4x fewer pixels). Zero padding still applies where the margin
+    reaches the patch border, and each output pixel sees the same neighbourhood, so the values
+    are the same."""
+    h, w = patch.shape[-2:]
+    rows, cols = _centre_indices(h, w, out, shift, patch.device)
+    ry, rx = (math.ceil(2 * s) for s in sigma)
+    y0, y1 = max(int(rows.min()) - ry, 0), min(int(rows.max()) + ry + 1, h)
+    x0, x1 = max(int(cols.min()) - rx, 0), min(int(cols.max()) + rx + 1, w)
+    window = _blur(patch[..., y0:y1, x0:x1], sigma)
+    return window.index_select(-2, rows - y0).index_select(-1, cols - x0)
 
 
 def _rotate(arr: np.ndarray, angle_deg: float, device: torch.device) -> torch.Tensor:
@@ -85,7 +112,8 @@ def apply_augmentations(patch: torch.Tensor, augs: Sequence[Augmentation], out_s
         elif aug.kind == "flip":
             img = patch.flip((3,))
         elif aug.kind == "blur":
-            img = _blur(patch, aug.sigma)
+            crops.append(_blurred_crop(patch, aug.sigma, out_size, aug.shift))
+            continue
         elif aug.kind == "rotate":
             if hwc is None:
                 hwc = np.ascontiguousarray(patch[0].permute(1, 2, 0).cpu().numpy())
