@@ -60,6 +60,8 @@ class BenchConfig:
     overrides: Tuple[Tuple[str, str], ...] = ()   # D3SParams fields, as strings
     json_path: Optional[str] = None
     quick: bool = False
+    fast: bool = False                      # measure the fast mode (D3SParams.fast_mode) instead of the default
+    compare_fast: bool = False              # also run default and fast mode side by side: speed-up and IoU
 
 
 @dataclass
@@ -403,6 +405,66 @@ def _warm_up(tracker, cfg: BenchConfig) -> None:
         tracker.track(image)
 
 
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two [x, y, w, h] boxes (0 when either is empty or not finite)."""
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return 0.0
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _timed_run(tracker, seq, timer: Timer, init_repeats: int) -> Tuple[float, List[float], List[np.ndarray]]:
+    """(median init ms over ``init_repeats`` initialisations, per-frame ms, boxes) of one sequence."""
+    init_ms, _ = timer.measure(lambda: tracker.initialize(seq.frames[0], seq.polygons[0]), warmup=0,
+                               repeats=init_repeats)
+    frame_ms, boxes = [], []
+    for image in seq.frames[1:]:
+        timer.sync()
+        start = time.perf_counter()
+        result = tracker.track(image)
+        timer.sync()
+        frame_ms.append(1000.0 * (time.perf_counter() - start))
+        boxes.append(result.box)
+    return init_ms, frame_ms, boxes
+
+
+def compare_fast_mode(weights, params: D3SParams, cfg: BenchConfig, progress: bool) -> List[Dict[str, Any]]:
+    """The default and the fast mode on the same sequences, one after the other in one process:
+    mean frame time, init time, speed-ups and the per-frame IoU of the fast mode's boxes against
+    the default mode's (axis-aligned boxes)."""
+    from tqdm import tqdm
+
+    from .synthetic.scene import SceneConfig, generate_sequence
+    from .tracker.d3s import D3STracker
+
+    dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
+    trackers = {"default": D3STracker(weights, params=params, device=cfg.device, dtype=dtype),
+                "fast": D3STracker(weights, params=params.fast_mode(), device=cfg.device, dtype=dtype)}
+    timer = Timer(0, 1, trackers["default"].device)
+    for tracker in trackers.values():
+        _warm_up(tracker, cfg)
+    rows = []
+    for width, height in tqdm(cfg.sizes, desc="default vs fast mode", unit="size", disable=not progress,
+                              file=sys.stderr):
+        seq = generate_sequence(seed=cfg.seed, num_frames=cfg.frames + 1,
+                                config=SceneConfig(width=width, height=height))
+        runs = {name: _timed_run(tracker, seq, timer, cfg.init_repeats) for name, tracker in trackers.items()}
+        ious = [_box_iou(a, b) for a, b in zip(runs["default"][2], runs["fast"][2])]
+        row: Dict[str, Any] = {"size": f"{width}x{height}", "frames": len(ious)}
+        for name, (init_ms, frame_ms, _) in runs.items():
+            row[f"{name}_init_ms"] = init_ms
+            row[f"{name}_frame_mean_ms"] = statistics.fmean(frame_ms)
+        row["init_speedup"] = row["default_init_ms"] / row["fast_init_ms"]
+        row["frame_speedup"] = row["default_frame_mean_ms"] / row["fast_frame_mean_ms"]
+        row.update(iou_mean=statistics.fmean(ious), iou_min=min(ious),
+                   iou_at_least_0_5=sum(v >= 0.5 for v in ious) / len(ious), iou_per_frame=ious)
+        rows.append(row)
+    return rows
+
+
 def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
     """Everything the bench measures, as a JSON-ready dict."""
     from .tracker.augment import build_augmentations
@@ -415,9 +477,10 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
         torch.set_num_threads(cfg.threads)
         cv2.setNumThreads(cfg.threads)
     try:
-        params = D3SParams().with_overrides(dict(cfg.overrides))
+        base_params = D3SParams().with_overrides(dict(cfg.overrides))
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    params = base_params.fast_mode() if cfg.fast else base_params
     if cfg.weights is None:
         weights, weights_desc = random_weights(0), "random (untrained, random_weights(seed=0))"
     else:
@@ -443,6 +506,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
         s["frame_ratio_own_trunks"] = s["frame_mean_ms"] / bounds["tracker_frame_trunks_ms"]
         s["init_ratio_own_trunks"] = s["init_ms"] / bounds["tracker_init_trunks_ms"]
 
+    comparison = compare_fast_mode(weights, base_params, cfg, progress) if cfg.compare_fast else None
+
     hw = hardware()
     hw.update({"malloc_tuned": malloc_tuned, "torch_threads": torch.get_num_threads(),
                "opencv_threads": cv2.getNumThreads(), "opencv": cv2.__version__})
@@ -452,7 +517,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(tracker.device), "dtype": cfg.dtype,
             "weights": weights_desc, "memory_format": "channels_last" if tracker.memory_format == torch.channels_last
             else "nchw", "dcf_dtype": str(tracker.dcf_dtype).replace("torch.", ""), "hardware": hw,
-            "config": config, "bounds": bounds, "sizes": sizes}
+            "config": config, "bounds": bounds, "sizes": sizes, "fast_mode": cfg.fast,
+            "fast_mode_comparison": comparison}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -469,7 +535,7 @@ def render_text(report: Dict[str, Any]) -> str:
         f"D3S speed benchmark, {report['date']}",
         f"device {report['device']} ({hw.get('gpu') or hw['cpu']}), torch {hw['torch']}, "
         f"{hw['torch_threads']} torch threads, dtype {report['dtype']} (DCF in {report['dcf_dtype']}), "
-        f"trunks {report['memory_format']}",
+        f"trunks {report['memory_format']}{', FAST MODE' if report.get('fast_mode') else ''}",
         f"weights: {report['weights']}; large blocks kept in the heap (d3s_vot.runtime): "
         f"{'yes' if hw.get('malloc_tuned') else 'no'}",
         "",
@@ -510,6 +576,16 @@ def render_text(report: Dict[str, Any]) -> str:
         for name, ms in s["init_stages_ms"].items():
             lines.append(f"    {name:<42} {ms:9.2f} {100 * ms / total:6.1f}%")
         lines.append(f"    {'sum':<42} {total:9.2f}   vs measured init {s['init_ms']:.1f}")
+    if report.get("fast_mode_comparison"):
+        lines += ["", "default vs fast mode (D3SParams.fast_mode(): DCF in the trackers' dtype, fastest CUDA kernels),",
+                  "same sequences, one run each; IoU of the fast mode's boxes against the default mode's:",
+                  f"{'size':>10} {'frame ms':>9} {'fast':>7} {'x':>5} {'init ms':>8} {'fast':>7} {'x':>5} "
+                  f"{'IoU mean':>9} {'min':>6} {'>=0.5':>6}"]
+        for c in report["fast_mode_comparison"]:
+            lines.append(f"{c['size']:>10} {c['default_frame_mean_ms']:9.1f} {c['fast_frame_mean_ms']:7.1f} "
+                         f"{c['frame_speedup']:5.2f} {c['default_init_ms']:8.0f} {c['fast_init_ms']:7.0f} "
+                         f"{c['init_speedup']:5.2f} {c['iou_mean']:9.3f} {c['iou_min']:6.3f} "
+                         f"{100 * c['iou_at_least_0_5']:5.0f}%")
     return "\n".join(lines)
 
 
@@ -544,6 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a D3SParams field (repeatable), e.g. channels_last=false")
     parser.add_argument("--json", metavar="OUT", help="also write every number (and the hardware) to this JSON file")
     parser.add_argument("--quick", action="store_true", help="short run: one size, few frames, few repetitions")
+    parser.add_argument("--fast", action="store_true", help="measure the fast mode (D3SParams.fast_mode())")
+    parser.add_argument("--compare-fast", action="store_true",
+                        help="also run the default and the fast mode side by side: speed-ups and IoU between them")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -573,7 +652,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         frames=args.frames if args.frames is not None else (5 if quick else 50),
         sizes=parse_sizes(args.sizes) if args.sizes else (QUICK_SIZES if quick else DEFAULT_SIZES),
         threads=args.threads, warmup=1 if quick else 2, repeats=repeats,
-        init_repeats=1 if quick else min(repeats, 3), overrides=tuple(overrides), json_path=args.json, quick=quick)
+        init_repeats=1 if quick else min(repeats, 3), overrides=tuple(overrides), json_path=args.json, quick=quick,
+        fast=args.fast, compare_fast=args.compare_fast)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

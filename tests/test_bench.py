@@ -10,10 +10,12 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from d3s_vot import bench
+from d3s_vot.params import FAST_MODE, D3SParams
 
 FRAME_STAGES = ("image_to_tensor", "dcf_crop", "dcf_trunk", "dcf_project_correlate_upsample_localize", "segm_crop",
                 "segm_trunk", "segm_head", "mask_to_box", "full_image_mask", "memory_update",
@@ -128,3 +130,52 @@ def test_bad_argument_from_the_command_line():
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: --threads must be at least 1, got 0"
     assert proc.stdout == ""
+
+
+def test_box_iou():
+    assert bench._box_iou(np.array([0, 0, 10, 10.0]), np.array([0, 0, 10, 10.0])) == 1.0
+    assert bench._box_iou(np.array([0, 0, 10, 10.0]), np.array([5, 0, 10, 10.0])) == pytest.approx(50 / 150)
+    assert bench._box_iou(np.array([0, 0, 10, 10.0]), np.array([20, 20, 5, 5.0])) == 0.0
+    assert bench._box_iou(np.array([0, 0, np.nan, 10.0]), np.array([0, 0, 10, 10.0])) == 0.0
+
+
+@pytest.mark.slow
+def test_fast_mode_comparison_and_fast_run():
+    from d3s_vot.weights import random_weights
+
+    cfg = bench.BenchConfig(frames=3, sizes=((320, 240),), warmup=0, repeats=1, init_repeats=1)
+    (row,) = bench.compare_fast_mode(random_weights(0), D3SParams(), cfg, progress=False)
+    assert row["size"] == "320x240" and row["frames"] == 3 and len(row["iou_per_frame"]) == 3
+    for key in ("default_init_ms", "fast_init_ms", "default_frame_mean_ms", "fast_frame_mean_ms",
+                "init_speedup", "frame_speedup"):
+        assert _positive_finite(row[key]), key
+    assert row["frame_speedup"] == pytest.approx(row["default_frame_mean_ms"] / row["fast_frame_mean_ms"])
+    assert 0.0 <= row["iou_min"] <= row["iou_mean"] <= 1.0
+    assert row["iou_per_frame"][0] > 0.9        # both modes start from the same box: first frame agrees
+    text = bench.render_text({**_minimal_report(), "fast_mode_comparison": [row]})
+    assert "default vs fast mode" in text and "320x240" in text
+
+
+def _minimal_report():
+    stages = {k: 1.0 for k in FRAME_STAGES}
+    size = {"size": "320x240", "frames": 3, "frame_mean_ms": 2.0, "frame_ratio": 1.0, "frame_ratio_own_trunks": 1.0,
+            "fps": 500.0, "cg_frame_mean_ms": None, "init_ms": 3.0, "init_ratio": 1.0, "init_ratio_own_trunks": 1.0,
+            "peak_memory_mib": 1.0, "frame_stages_ms": stages, "per_frame_stage_sum_ms": 10.0,
+            "plain_frame_mean_ms": 2.0, "memory_active": 30, "full_memory_size": 250,
+            "init_stages_ms": {k: 1.0 for k in INIT_STAGES}, "init_stage_sum_ms": 7.0}
+    bounds = {"dcf_trunk_256_ms": 1.0, "dcf_trunk_256_layout": "nchw", "segm_trunk_384_ms": 1.0,
+              "segm_trunk_384_layout": "nchw", "init_samples": 27, "init_trunk_batch_256_ms": 1.0,
+              "init_trunk_batch_256_layout": "nchw", "frame_bound_ms": 2.0, "init_bound_ms": 2.0,
+              "tracker_trunks_folded": True, "tracker_frame_trunks_ms": 2.0, "tracker_init_trunks_ms": 2.0}
+    return {"date": "now", "device": "cpu", "hardware": {"cpu": "x", "torch": "t", "torch_threads": 1},
+            "dtype": "float32", "dcf_dtype": "float64", "memory_format": "channels_last", "weights": "random",
+            "bounds": bounds, "sizes": [size], "fast_mode": True}
+
+
+def test_fast_mode_preset():
+    fast = D3SParams().fast_mode()
+    assert fast.dcf_float64 is False and fast.deterministic is False
+    assert D3SParams().dcf_float64 is True and D3SParams().deterministic is True   # off by default
+    with pytest.raises(TypeError):
+        FAST_MODE["dcf_float64"] = True             # read-only
+    assert bench.config_from_args(bench.build_parser().parse_args(["--fast", "--compare-fast"])).fast is True

@@ -38,16 +38,18 @@ def resolve_device(device: Optional[str | torch.device]) -> torch.device:
 
 @contextlib.contextmanager
 def deterministic_mode(enabled: bool, device: torch.device):
-    """Bit-identical results run to run: cuDNN deterministic kernels, no autotuning, no TF32.
-    Scoped to the tracker's calls (the flags are restored afterwards). On CPU torch is already
-    deterministic for a fixed thread count."""
-    if not enabled or device.type != "cuda":
+    """CUDA kernel choice, scoped to the tracker's calls (the flags are restored afterwards).
+
+    ``enabled``: bit-identical results run to run (cuDNN deterministic kernels, no autotuning, no
+    TF32). Otherwise the fastest kernels: cuDNN autotuning and TF32 convolutions and products. On
+    CPU torch is deterministic for a fixed thread count either way."""
+    if device.type != "cuda":
         yield
         return
     cudnn = torch.backends.cudnn
     saved = (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32 = True, False, False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32 = enabled, not enabled, not enabled
+    torch.backends.cuda.matmul.allow_tf32 = not enabled
     try:
         yield
     finally:
