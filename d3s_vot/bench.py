@@ -161,6 +161,7 @@ def measure_bounds(tracker, weights, init_samples: int, timer: Timer) -> Dict[st
                        dev, dtype, timer)
     best["tracker_trunks_ms"] = own
     best["tracker_trunks_folded"] = bool(tracker.folded)
+    best["tracker_trunks_fused"] = bool(tracker.fused)
     best["tracker_frame_trunks_ms"] = own["dcf_trunk_256"] + own["segm_trunk_384"]
     best["tracker_init_trunks_ms"] = own["init_trunk_batch_256"] + own["segm_trunk_384"]
     best["init_samples"] = init_samples
@@ -546,6 +547,7 @@ def render_text(report: Dict[str, Any]) -> str:
         f"({b['init_trunk_batch_256_layout']})",
         f"  frame bound {b['frame_bound_ms']:.1f} ms, init bound {b['init_bound_ms']:.1f} ms",
         f"the tracker's own trunks ({'BatchNorm folded, ' if b['tracker_trunks_folded'] else ''}"
+        f"{'fused oneDNN conv+ReLU, ' if b.get('tracker_trunks_fused') else ''}"
         f"{report['memory_format']}): frame {b['tracker_frame_trunks_ms']:.1f} ms, "
         f"init {b['tracker_init_trunks_ms']:.1f} ms (columns 'own')",
         "",

@@ -57,7 +57,7 @@ def test_quick_run_end_to_end(tmp_path):
     assert b["frame_bound_ms"] == pytest.approx(b["dcf_trunk_256_ms"] + b["segm_trunk_384_ms"])
     assert b["init_bound_ms"] == pytest.approx(b["init_trunk_batch_256_ms"] + b["segm_trunk_384_ms"])
     # the tracker's own (BatchNorm-folded) trunks are timed separately from the bound
-    assert b["tracker_trunks_folded"] is True
+    assert b["tracker_trunks_folded"] is True and b["tracker_trunks_fused"] is True
     assert b["tracker_frame_trunks_ms"] == pytest.approx(b["tracker_trunks_ms"]["dcf_trunk_256"]
                                                          + b["tracker_trunks_ms"]["segm_trunk_384"])
     assert hw["malloc_tuned"] is True

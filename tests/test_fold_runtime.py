@@ -115,3 +115,41 @@ def test_few_output_conv_product_form_matches_the_convolution():
         assert fast.is_contiguous(memory_format=torch.channels_last)
         x64 = x.double()                       # other dtypes and layouts take the module itself
         torch.testing.assert_close(_apply_block(block.double(), x64), block(x64), rtol=0, atol=0)
+
+
+def test_fused_trunk_is_bit_identical_to_the_folded_module():
+    from d3s_vot.model.fused_trunk import FusedTrunk, fused_trunk
+
+    trunk = fold_batchnorm(_randomise_bn(ResNet50Trunk(), seed=3)).to(memory_format=torch.channels_last)
+    fused = fused_trunk(trunk, torch.device("cpu"), torch.float32)
+    assert isinstance(fused, FusedTrunk)
+    x = torch.randn(2, 3, 96, 80).contiguous(memory_format=torch.channels_last)
+    taps = ("conv1", "layer1", "layer2", "layer3")
+    with torch.no_grad():
+        got, want = fused(x, taps), trunk(x, taps)
+        assert set(got) == set(taps)
+        for name in taps:
+            torch.testing.assert_close(got[name], want[name], rtol=0, atol=0)
+        assert set(fused(x, ("layer1",))) == {"layer1"}
+        with pytest.raises(ValueError, match="unknown feature taps"):
+            fused(x, ("layer9",))
+    assert fused_trunk(trunk.double(), torch.device("cpu"), torch.float64) is None     # float32 only
+    with pytest.raises(ValueError, match="folded"):
+        FusedTrunk(_randomise_bn(ResNet50Trunk()))
+
+
+def test_tracker_with_fused_trunks_gives_identical_results():
+    from d3s_vot.synthetic.scene import SceneConfig, generate_sequence
+
+    seq = generate_sequence(seed=3, num_frames=6, config=SceneConfig(width=320, height=240))
+    w = random_weights(0)
+    fused = D3STracker(w, D3SParams(), device="cpu")
+    plain = D3STracker(w, D3SParams(fused_cpu_trunks=False), device="cpu")
+    assert fused.fused and not plain.fused
+    for t in (fused, plain):
+        t.initialize(seq.frames[0], seq.polygons[0])
+    for frame in seq.frames[1:]:
+        a, b = fused.track(frame), plain.track(frame)
+        np.testing.assert_array_equal(a.region, b.region)
+        np.testing.assert_array_equal(a.mask, b.mask)
+    torch.testing.assert_close(fused._state.filter, plain._state.filter, rtol=0, atol=0)

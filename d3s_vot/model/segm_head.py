@@ -60,17 +60,39 @@ def _conv3x3_few_outputs(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     return out.permute(2, 0, 1).unsqueeze(0)
 
 
-def _apply_block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``block(x)``, with the product form of the first convolution where it is faster (batch 1,
-    channels-last, float32 inference)."""
+# rows: the 3 taps of a 3x3 kernel on a 2x nearest-upsampled map; columns: offsets -1, 0, +1 on the
+# map before upsampling, for output pixels of even (parity 0) and odd (parity 1) index
+_SUBPIXEL_TAPS = torch.tensor([[[1, 0, 0], [0, 1, 0], [0, 1, 0]],
+                               [[0, 1, 0], [0, 1, 0], [0, 0, 1]]], dtype=torch.float64)
+
+
+def _conv3x3_after_upsample2(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(upsample2_nearest(x))`` as one convolution on ``x`` with 4x the output channels (one
+    set per output pixel parity) and a pixel shuffle: the upsampled map is never built, and the
+    few-channel convolutions at the top of the pathway use the vector units better."""
+    o, c = conv.out_channels, conv.in_channels
+    taps = _SUBPIXEL_TAPS.to(conv.weight.device)
+    weight = torch.einsum("pka,qlb,ockl->opqcab", taps, taps, conv.weight.double())
+    weight = weight.reshape(4 * o, c, 3, 3).to(conv.weight.dtype).contiguous(memory_format=torch.channels_last)
+    return F.pixel_shuffle(F.conv2d(x, weight, conv.bias.repeat_interleave(4), padding=1), 2)
+
+
+def _fast_path(x: torch.Tensor, conv: nn.Conv2d) -> bool:
+    """Batch-1 float32 channels-last inference on CPU: where the rewritten convolutions are faster."""
+    return (not torch.is_grad_enabled() and x.shape[0] == 1 and x.dtype == torch.float32 and x.device.type == "cpu"
+            and x.is_contiguous(memory_format=torch.channels_last) and conv.bias is not None)
+
+
+def _apply_block(block: nn.Sequential, x: torch.Tensor, upsampled: bool = False) -> torch.Tensor:
+    """``block(x)`` (``block(upsample2(x))`` when ``upsampled``), with a faster but equivalent form
+    of the first convolution on the fast path."""
     conv = block[0]
-    if (not torch.is_grad_enabled() and x.shape[0] == 1 and x.dtype == torch.float32 and x.device.type == "cpu"
-            and x.is_contiguous(memory_format=torch.channels_last) and conv.bias is not None):
-        y = _conv3x3_few_outputs(x, conv)
-        for layer in list(block)[1:]:
-            y = layer(y)
-        return y
-    return block(x)
+    if not _fast_path(x, conv):
+        return block(_upsample2(x) if upsampled else x)
+    y = _conv3x3_after_upsample2(x, conv) if upsampled else _conv3x3_few_outputs(x, conv)
+    for layer in list(block)[1:]:
+        y = layer(y)
+    return y
 
 
 def topk_similarity(f_test: torch.Tensor, f_train: torch.Tensor, mask_train: torch.Tensor, k: int
@@ -121,8 +143,8 @@ class SegmHead(nn.Module):
         conv1, layer1, layer2 = test_feats[0], test_feats[1], test_feats[2]
         out = self.s3(_upsample2(self.mixer(mixer_input)))
         out = self.post2(_upsample2(self.f2(layer2) + self.s2(out)))
-        out = self.post1(_upsample2(self.f1(layer1) + self.s1(out)))
-        return self.post0(_upsample2(_apply_block(self.f0, conv1) + self.s0(out)))
+        out = _apply_block(self.post1, self.f1(layer1) + self.s1(out), upsampled=True)
+        return _apply_block(self.post0, _apply_block(self.f0, conv1) + self.s0(out), upsampled=True)
 
     def predict(self, test_feats: Sequence[torch.Tensor], f_train: torch.Tensor, mask_train: torch.Tensor,
                 test_dist: torch.Tensor) -> torch.Tensor:

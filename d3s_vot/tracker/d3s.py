@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..model import ResNet50Trunk, SegmNet, fold_batchnorm
+from ..model.fused_trunk import fused_trunk
 from ..params import D3SParams
 from . import dcf
 from .augment import apply_augmentations, build_augmentations
@@ -132,6 +133,13 @@ class D3STracker:
             else torch.contiguous_format
         for net in (self.segm_net, self.dcf_net):
             net.eval().requires_grad_(False).to(device=self.device, dtype=dtype, memory_format=self.memory_format)
+        self.fused = False
+        if self.folded and self.params.fused_cpu_trunks and self.memory_format == torch.channels_last:
+            dcf_fused = fused_trunk(self.dcf_net, self.device, dtype)
+            segm_fused = fused_trunk(self.segm_net.feature_extractor, self.device, dtype)
+            if dcf_fused is not None and segm_fused is not None:
+                self.dcf_net, self.segm_net.feature_extractor = dcf_fused, segm_fused
+                self.fused = True
         self.segmenter = Segmenter(self.segm_net, self.params, self.device, dtype, self.memory_format)
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(IMAGENET_MEAN, dtype=dtype, device=self.device).view(shape)
