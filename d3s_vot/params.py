@@ -83,7 +83,7 @@ class D3SParams:
     dcf_float64: bool = True                # solve the (ill-conditioned) DCF problems in float64 in any dtype
     channels_last: bool = True              # NHWC trunks in float32 (~25% faster on CPU/GPU; float64 stays NCHW)
     fold_batchnorm: bool = True             # fold BatchNorm into the convolutions (float32; float64 stays unfolded)
-    fused_cpu_trunks: bool = True           # folded trunks on CPU: oneDNN conv+ReLU(+add) calls (bit-identical)
+    fused_cpu_trunks: bool = True           # folded trunks on CPU: oneDNN conv+ReLU(+add) calls, prepacked weights
 
     def fast_mode(self) -> "D3SParams":
         """This parameter set with :data:`FAST_MODE` applied (see docs/speed.md)."""

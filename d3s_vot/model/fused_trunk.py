@@ -2,9 +2,11 @@
 call with its ReLU (and, at the end of a bottleneck, the residual add) fused in, on weights
 reordered once into oneDNN's blocked layout.
 
-This is the same oneDNN convolution the module path calls, so the outputs are bit-identical to the
-folded module's (tested); it only drops the separate ReLU/add passes and the per-call weight
-reordering: ~7% faster at 256x256 and ~3% at 384x384 on a 2-core AVX2 CPU. It uses
+This is the same oneDNN convolution the module path calls; it only drops the separate ReLU/add passes
+and the per-call weight reordering: ~7% faster at 256x256 and ~3% at 384x384 on a 2-core AVX2 CPU.
+With 2 threads on the development machine the outputs are bit-identical to the folded module's; with
+other thread counts oneDNN may choose another kernel for one of the two paths, and they differ by
+float32 rounding (~2e-6 relative at layer3). It uses
 ``torch.ops.mkldnn._convolution_pointwise`` (the kernels torch.compile's CPU backend calls);
 :func:`fused_trunk` falls back to the module when that operator is missing or refuses to run.
 """
