@@ -125,40 +125,59 @@ def plain_trunks(weights, device: torch.device, dtype: torch.dtype):
                  for net in (dcf_net, segm_net.feature_extractor))
 
 
-def _trunk_times(dcf_net, segm_trunk, fmt, init_samples: int, dev, dtype, timer: Timer) -> Dict[str, float]:
+PASSES = ("dcf_trunk_256", "segm_trunk_384", "init_trunk_batch_256")
+
+
+def _interleaved_trunk_times(forms: Dict[str, Tuple[Any, Any, torch.memory_format]], init_samples: int,
+                             dev, dtype, timer: Timer) -> Dict[str, Dict[str, float]]:
+    """Median ms of each trunk pass for each form (name -> (DCF trunk, segmentation trunk, layout)).
+
+    The forms are timed in rounds (every form and pass once per round, ``timer.repeats`` rounds after
+    ``timer.warmup`` untimed ones), so that a change of machine load during the measurement affects
+    all of them alike instead of favouring whichever was timed in a quiet moment."""
     gen = torch.Generator().manual_seed(0)
-
-    def image(n: int, side: int) -> torch.Tensor:
-        return torch.randn(n, 3, side, side, generator=gen, dtype=torch.float32).to(
-            device=dev, dtype=dtype).contiguous(memory_format=fmt)
-
-    x256, batch, x384 = image(1, 256), image(init_samples, 256), image(1, 384)
+    base = {side_n: torch.randn(side_n[1], 3, side_n[0], side_n[0], generator=gen, dtype=torch.float32)
+            for side_n in ((256, 1), (256, init_samples), (384, 1))}
+    calls = {}
+    for name, (dcf_net, segm_trunk, fmt) in forms.items():
+        x256, batch, x384 = (base[k].to(device=dev, dtype=dtype).contiguous(memory_format=fmt)
+                             for k in ((256, 1), (256, init_samples), (384, 1)))
+        calls[(name, "dcf_trunk_256")] = lambda net=dcf_net, x=x256: net(x, ("layer3",))
+        calls[(name, "segm_trunk_384")] = lambda net=segm_trunk, x=x384: net(x, SEGM_TAPS)
+        calls[(name, "init_trunk_batch_256")] = lambda net=dcf_net, x=batch: net(x, ("layer3",))
+    samples: Dict[Tuple[str, str], List[float]] = {key: [] for key in calls}
     with torch.no_grad():
-        return {
-            "dcf_trunk_256": timer.measure(lambda: dcf_net(x256, ("layer3",)))[0],
-            "segm_trunk_384": timer.measure(lambda: segm_trunk(x384, SEGM_TAPS))[0],
-            "init_trunk_batch_256": timer.measure(lambda: dcf_net(batch, ("layer3",)))[0],
-        }
+        for round_ in range(timer.warmup + timer.repeats):
+            for key, fn in calls.items():
+                ms, _ = timer.measure(fn, warmup=0, repeats=1)
+                if round_ >= timer.warmup:
+                    samples[key].append(ms)
+    out: Dict[str, Dict[str, float]] = {name: {} for name in forms}
+    for (name, pass_name), values in samples.items():
+        out[name][pass_name] = statistics.median(values)
+    return out
 
 
 def measure_bounds(tracker, weights, init_samples: int, timer: Timer) -> Dict[str, Any]:
     """The bounds: the checkpoints' trunks (BatchNorm unfolded, as the original runs them) in each
-    memory layout; the fastest layout counts. Also the trunks as this tracker runs them (BatchNorm
-    folded when ``fold_batchnorm``), the bound of the tracker's own non-network overhead."""
+    memory layout; the fastest layout counts. Also the trunks as this tracker runs them (folded and
+    fused where it does), the bound of the tracker's own non-network overhead. All timed interleaved."""
     dev, dtype = tracker.device, tracker.dtype
-    per_layout: Dict[str, Dict[str, float]] = {}
+    forms: Dict[str, Tuple[Any, Any, torch.memory_format]] = {}
     for name, fmt in LAYOUTS.items():
         dcf_net, segm_trunk = (net.to(memory_format=fmt) for net in plain_trunks(weights, dev, dtype))
-        per_layout[name] = _trunk_times(dcf_net, segm_trunk, fmt, init_samples, dev, dtype, timer)
+        forms[name] = (dcf_net, segm_trunk, fmt)
+    forms["tracker"] = (tracker.dcf_net, tracker.segm_net.feature_extractor, tracker.memory_format)
+    times = _interleaved_trunk_times(forms, init_samples, dev, dtype, timer)
+    own = times.pop("tracker")
+    per_layout = times
     best: Dict[str, Any] = {}
-    for key in ("dcf_trunk_256", "segm_trunk_384", "init_trunk_batch_256"):
+    for key in PASSES:
         layout = min(per_layout, key=lambda n: per_layout[n][key])
         best[key + "_ms"] = per_layout[layout][key]
         best[key + "_layout"] = layout
     best["frame_bound_ms"] = best["dcf_trunk_256_ms"] + best["segm_trunk_384_ms"]
     best["init_bound_ms"] = best["init_trunk_batch_256_ms"] + best["segm_trunk_384_ms"]
-    own = _trunk_times(tracker.dcf_net, tracker.segm_net.feature_extractor, tracker.memory_format, init_samples,
-                       dev, dtype, timer)
     best["tracker_trunks_ms"] = own
     best["tracker_trunks_folded"] = bool(tracker.folded)
     best["tracker_trunks_fused"] = bool(tracker.fused)
