@@ -140,6 +140,7 @@ def test_fused_trunk_equals_the_folded_module():
         FusedTrunk(_randomise_bn(ResNet50Trunk()))
 
 
+@pytest.mark.slow
 def test_tracker_with_fused_trunks_gives_the_same_results():
     from d3s_vot.synthetic.scene import SceneConfig, generate_sequence
 

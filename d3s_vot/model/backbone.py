@@ -6,7 +6,7 @@ Only the requested taps are computed: the forward pass stops after the deepest o
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Callable, Dict, Sequence
 
 import torch
 from torch import nn
@@ -27,22 +27,31 @@ class ResNet50Trunk(ResNet):
 
     def forward(self, x: torch.Tensor, taps: Sequence[str] = ("conv1", "layer1", "layer2", "layer3")
                 ) -> Dict[str, torch.Tensor]:
-        wanted = set(taps)
-        unknown = wanted.difference(TAP_ORDER)
-        if unknown:
-            raise ValueError(f"unknown feature taps {sorted(unknown)}; choose from {TAP_ORDER}")
-        out: Dict[str, torch.Tensor] = {}
-        x = self.relu(self.bn1(self.conv1(x)))
-        if "conv1" in wanted:
-            out["conv1"] = x
-        x = self.maxpool(x)
-        for name in TAP_ORDER[1:]:
-            if len(out) == len(wanted):
-                break
-            x = getattr(self, name)(x)
-            if name in wanted:
-                out[name] = x
-        return out
+        return run_taps(x, taps, lambda t: self.relu(self.bn1(self.conv1(t))), self.maxpool,
+                        lambda name, t: getattr(self, name)(t))
+
+
+def run_taps(x: torch.Tensor, taps: Sequence[str], stem: Callable[[torch.Tensor], torch.Tensor],
+             pool: Callable[[torch.Tensor], torch.Tensor], stage: Callable[[str, torch.Tensor], torch.Tensor]
+             ) -> Dict[str, torch.Tensor]:
+    """The trunk's tap logic, shared by every way of running it: ``stem`` (conv1 + ReLU, the
+    ``conv1`` tap), ``pool``, then ``stage(name, x)`` for layer1.. until the deepest wanted tap."""
+    wanted = set(taps)
+    unknown = wanted.difference(TAP_ORDER)
+    if unknown:
+        raise ValueError(f"unknown feature taps {sorted(unknown)}; choose from {TAP_ORDER}")
+    out: Dict[str, torch.Tensor] = {}
+    x = stem(x)
+    if "conv1" in wanted:
+        out["conv1"] = x
+    x = pool(x)
+    for name in TAP_ORDER[1:]:
+        if len(out) == len(wanted):
+            break
+        x = stage(name, x)
+        if name in wanted:
+            out[name] = x
+    return out
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -17,7 +17,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .backbone import TAP_ORDER, ResNet50Trunk
+from .backbone import ResNet50Trunk, run_taps
 
 
 def _conv_args(conv: nn.Conv2d) -> Tuple[list, list, list, int]:
@@ -60,28 +60,19 @@ class FusedTrunk(nn.Module):
         residual = x if block.downsample is None else self._conv(block.downsample[0], x, relu=False)
         return self._conv_add_relu(block.conv3, out, residual)
 
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv(self.trunk.conv1, x.contiguous(memory_format=torch.channels_last), relu=True)
+
+    def _stage(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        for block in getattr(self.trunk, name):
+            x = self._bottleneck(block, x)
+        return x
+
     def forward(self, x: torch.Tensor, taps: Sequence[str] = ("conv1", "layer1", "layer2", "layer3")
                 ) -> Dict[str, torch.Tensor]:
-        wanted = set(taps)
-        unknown = wanted.difference(TAP_ORDER)
-        if unknown:
-            raise ValueError(f"unknown feature taps {sorted(unknown)}; choose from {TAP_ORDER}")
         if torch.is_grad_enabled():
             return self.trunk(x, taps)              # the fused operators are for inference only
-        out: Dict[str, torch.Tensor] = {}
-        t = self.trunk
-        x = self._conv(t.conv1, x.contiguous(memory_format=torch.channels_last), relu=True)
-        if "conv1" in wanted:
-            out["conv1"] = x
-        x = t.maxpool(x)
-        for name in TAP_ORDER[1:]:
-            if len(out) == len(wanted):
-                break
-            for block in getattr(t, name):
-                x = self._bottleneck(block, x)
-            if name in wanted:
-                out[name] = x
-        return out
+        return run_taps(x, taps, self._stem, self.trunk.maxpool, self._stage)
 
 
 def fused_trunk(trunk: ResNet50Trunk, device: torch.device, dtype: torch.dtype) -> Optional[FusedTrunk]:
