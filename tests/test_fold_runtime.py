@@ -155,3 +155,11 @@ def test_tracker_with_fused_trunks_gives_the_same_results():
         a, b = fused.track(frame), plain.track(frame)
         np.testing.assert_allclose(a.region, b.region, atol=1e-2)
         assert np.mean(a.mask != b.mask) < 1e-3
+
+
+def test_building_a_tracker_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    D3STracker(random_weights(0), D3SParams(), device="cpu")
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)

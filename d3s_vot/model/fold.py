@@ -22,9 +22,10 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     dtype, device = conv.weight.dtype, conv.weight.device
     scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
     bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+    # built on the meta device: no random initialisation (it would draw from torch's global RNG)
     folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                        conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
-                       dtype=torch.float64)
+                       device="meta", dtype=torch.float64).to_empty(device="cpu")
     with torch.no_grad():
         folded.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
         folded.bias.copy_((bias - bn.running_mean.double()) * scale + bn.bias.double())

@@ -82,9 +82,12 @@ def fused_trunk(trunk: ResNet50Trunk, device: torch.device, dtype: torch.dtype) 
         return None
     try:
         fused = FusedTrunk(trunk)
-        probe = nn.Conv2d(3, 4, 3, padding=1).to(dtype).eval()
-        x = torch.randn(1, 3, 8, 8, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        gen = torch.Generator().manual_seed(0)          # leaves torch's global RNG alone
+        probe = nn.Conv2d(3, 4, 3, padding=1, device="meta").to_empty(device="cpu").to(dtype).eval()
+        x = torch.randn(1, 3, 8, 8, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
+            probe.weight.copy_(torch.randn(probe.weight.shape, generator=gen))
+            probe.bias.copy_(torch.randn(probe.bias.shape, generator=gen))
             ok = torch.allclose(fused._conv(probe, x, relu=True), torch.relu(probe(x)), rtol=1e-5, atol=1e-5)
         fused._packed.clear()
     except (RuntimeError, AttributeError, ValueError):

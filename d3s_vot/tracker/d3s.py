@@ -119,10 +119,13 @@ class D3STracker:
         # the DCF's optimisation problem is ill-conditioned; solving it in float64 keeps the float32
         # tracker close to the float64 (reference) trajectory at little cost (64 channels, 16x16 maps)
         self.dcf_dtype = torch.float64 if self.params.dcf_float64 else dtype
-        self.segm_net = SegmNet()
-        self.segm_net.load_state_dict(weights.segm_state, strict=True)
-        self.dcf_net = ResNet50Trunk()
-        self.dcf_net.load_state_dict(weights.backbone_state, strict=True)
+        # built without initialisation (the weights replace it anyway): faster, and it leaves torch's
+        # global random number generator alone
+        with torch.device("meta"):
+            self.segm_net = SegmNet()
+            self.dcf_net = ResNet50Trunk()
+        self.segm_net.load_state_dict(weights.segm_state, strict=True, assign=True)
+        self.dcf_net.load_state_dict(weights.backbone_state, strict=True, assign=True)
         # float64 is the reference mode: it keeps the original's conv -> BatchNorm order (the joint
         # Gauss-Newton amplifies even float64 rounding differences to ~1e-6 in the projection)
         self.folded = self.params.fold_batchnorm and dtype != torch.float64
