@@ -115,12 +115,9 @@ LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last
 
 def plain_trunks(weights, device: torch.device, dtype: torch.dtype):
     """The two trunks exactly as the checkpoints define them (BatchNorm layers unfolded), eval mode."""
-    from .model import ResNet50Trunk, SegmNet
+    from .tracker.d3s import load_networks
 
-    dcf_net = ResNet50Trunk()
-    dcf_net.load_state_dict(weights.backbone_state, strict=True)
-    segm_net = SegmNet()
-    segm_net.load_state_dict(weights.segm_state, strict=True)
+    segm_net, dcf_net = load_networks(weights)
     return tuple(net.eval().requires_grad_(False).to(device=device, dtype=dtype)
                  for net in (dcf_net, segm_net.feature_extractor))
 
@@ -369,28 +366,16 @@ def _is_cg_frame(frame_num: int, flag: str, params: D3SParams) -> bool:
 
 def bench_size(tracker, width: int, height: int, cfg: BenchConfig, timer: Timer, progress: bool) -> Dict[str, Any]:
     """Init and sequence timings of the whole tracker at one image size, then its per-stage timings."""
-    from tqdm import tqdm
-
     from .synthetic.scene import SceneConfig, generate_sequence
 
     seq = generate_sequence(seed=cfg.seed, num_frames=cfg.frames + 1, config=SceneConfig(width=width, height=height))
-    region = seq.polygons[0]
     if tracker.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(tracker.device)
-    init_ms, _ = timer.measure(lambda: tracker.initialize(seq.frames[0], region), warmup=0,
-                               repeats=cfg.init_repeats)
-    frame_ms: List[float] = []
-    cg_flags: List[bool] = []
-    segm_used = 0
-    for image in tqdm(seq.frames[1:], desc=f"tracking {width}x{height}", unit="frame", disable=not progress,
-                      file=sys.stderr):
-        timer.sync()
-        start = time.perf_counter()
-        result = tracker.track(image)
-        timer.sync()
-        frame_ms.append(1000.0 * (time.perf_counter() - start))
-        cg_flags.append(_is_cg_frame(tracker._state.frame_num, result.flag, tracker.params))
-        segm_used += int(result.segmentation_used)
+    init_ms, frame_ms, results = _timed_run(tracker, seq, timer, cfg.init_repeats,
+                                            progress_desc=f"tracking {width}x{height}" if progress else None)
+    # track() of the i-th tracked frame (0-based) runs with frame_num = i + 2
+    cg_flags = [_is_cg_frame(i + 2, r.flag, tracker.params) for i, r in enumerate(results)]
+    segm_used = sum(int(r.segmentation_used) for r in results)
     peak = peak_memory_mib(tracker.device)
 
     last = len(seq.frames) - 1
@@ -436,19 +421,23 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def _timed_run(tracker, seq, timer: Timer, init_repeats: int) -> Tuple[float, List[float], List[np.ndarray]]:
-    """(median init ms over ``init_repeats`` initialisations, per-frame ms, boxes) of one sequence."""
+def _timed_run(tracker, seq, timer: Timer, init_repeats: int, progress_desc: Optional[str] = None
+               ) -> Tuple[float, List[float], List[Any]]:
+    """(median init ms over ``init_repeats`` initialisations from the first polygon, per-frame ms,
+    per-frame results) of one synthetic sequence; a progress bar when ``progress_desc`` is given."""
+    from tqdm import tqdm
+
     init_ms, _ = timer.measure(lambda: tracker.initialize(seq.frames[0], seq.polygons[0]), warmup=0,
                                repeats=init_repeats)
-    frame_ms, boxes = [], []
-    for image in seq.frames[1:]:
+    frame_ms, results = [], []
+    for image in tqdm(seq.frames[1:], desc=progress_desc, unit="frame", disable=progress_desc is None,
+                      file=sys.stderr):
         timer.sync()
         start = time.perf_counter()
-        result = tracker.track(image)
+        results.append(tracker.track(image))
         timer.sync()
         frame_ms.append(1000.0 * (time.perf_counter() - start))
-        boxes.append(result.box)
-    return init_ms, frame_ms, boxes
+    return init_ms, frame_ms, results
 
 
 def compare_fast_mode(weights, params: D3SParams, cfg: BenchConfig, progress: bool) -> List[Dict[str, Any]]:
@@ -471,8 +460,10 @@ def compare_fast_mode(weights, params: D3SParams, cfg: BenchConfig, progress: bo
                               file=sys.stderr):
         seq = generate_sequence(seed=cfg.seed, num_frames=cfg.frames + 1,
                                 config=SceneConfig(width=width, height=height))
-        runs = {name: _timed_run(tracker, seq, timer, cfg.init_repeats) for name, tracker in trackers.items()}
-        ious = [_box_iou(a, b) for a, b in zip(runs["default"][2], runs["fast"][2])]
+        runs = {name: _timed_run(tracker, seq, timer, cfg.init_repeats,
+                                 progress_desc=f"{name} mode {width}x{height}" if progress else None)
+                for name, tracker in trackers.items()}
+        ious = [_box_iou(a.box, b.box) for a, b in zip(runs["default"][2], runs["fast"][2])]
         row: Dict[str, Any] = {"size": f"{width}x{height}", "frames": len(ious)}
         for name, (init_ms, frame_ms, _) in runs.items():
             row[f"{name}_init_ms"] = init_ms

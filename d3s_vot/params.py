@@ -102,8 +102,8 @@ class D3SParams:
 
 #: Fast mode, off by default: the DCF problems are solved in the trackers' dtype (float32: about 2x
 #: faster joint Gauss-Newton and filter updates) and CUDA may use its fastest nondeterministic
-#: kernels (TF32, autotuned cuDNN). It tracks as well as the default but leaves the float64
-#: reference trajectory within a few frames; docs/speed.md has its measured speed-up and its IoU
+#: kernels (TF32, autotuned cuDNN). Same algorithm, but it leaves the float64 reference
+#: trajectory within a few frames; docs/speed.md has its measured speed-up and its IoU
 #: against the default mode (``python -m d3s_vot.bench --compare-fast``).
 FAST_MODE: Mapping[str, Any] = MappingProxyType({"dcf_float64": False, "deterministic": False})
 

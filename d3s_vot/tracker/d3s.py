@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -55,6 +55,17 @@ def deterministic_mode(enabled: bool, device: torch.device):
         yield
     finally:
         cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def load_networks(weights) -> Tuple[SegmNet, ResNet50Trunk]:
+    """(segmentation network, DCF trunk) with the weights' exact keys (``strict``). Built without
+    random initialisation (the weights replace it anyway): faster, and torch's global random number
+    generator is left alone."""
+    with torch.device("meta"):
+        segm_net, dcf_net = SegmNet(), ResNet50Trunk()
+    segm_net.load_state_dict(weights.segm_state, strict=True, assign=True)
+    dcf_net.load_state_dict(weights.backbone_state, strict=True, assign=True)
+    return segm_net, dcf_net
 
 
 def check_image(image: Any, expected_shape: Optional[tuple] = None) -> np.ndarray:
@@ -119,13 +130,7 @@ class D3STracker:
         # the DCF's optimisation problem is ill-conditioned; solving it in float64 keeps the float32
         # tracker close to the float64 (reference) trajectory at little cost (64 channels, 16x16 maps)
         self.dcf_dtype = torch.float64 if self.params.dcf_float64 else dtype
-        # built without initialisation (the weights replace it anyway): faster, and it leaves torch's
-        # global random number generator alone
-        with torch.device("meta"):
-            self.segm_net = SegmNet()
-            self.dcf_net = ResNet50Trunk()
-        self.segm_net.load_state_dict(weights.segm_state, strict=True, assign=True)
-        self.dcf_net.load_state_dict(weights.backbone_state, strict=True, assign=True)
+        self.segm_net, self.dcf_net = load_networks(weights)
         # float64 is the reference mode: it keeps the original's conv -> BatchNorm order (the joint
         # Gauss-Newton amplifies even float64 rounding differences to ~1e-6 in the projection)
         self.folded = self.params.fold_batchnorm and dtype != torch.float64
