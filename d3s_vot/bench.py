@@ -7,9 +7,12 @@ Runs the real tracker on synthetic sequences and reports, from one run on one ma
 * the same figures as ratios to *bounds* measured in the same run: the frame bound is one DCF trunk
   pass at 256x256 plus one segmentation trunk pass at 384x384 (batch 1, conv1..layer3), the init
   bound is the first-frame trunk batch (27 augmented samples at 256x256) plus one segmentation trunk
-  pass, each in its fastest memory layout (NCHW or channels-last);
+  pass, each in its fastest memory layout (NCHW or channels-last), timed in rounds between the
+  tracker's own timed calls so that both meet the same machine load;
 * per-stage medians of the tracker's own functions, called on the tracker's state after a real
-  ``initialize`` and tracked frames, so the table says where the time goes.
+  ``initialize`` and tracked frames, so the table says where the time goes;
+* compute floors of the DCF optimisations (d3s_vot.speed_floor): their matrix-product work at this
+  machine's best matrix-product rate.
 
 Numbers are medians over repetitions after warm-up; on CUDA every timed region is synchronised.
 See docs/speed.md.
@@ -36,6 +39,7 @@ from .io_utils import CliArgumentParser, InputError, atomic_write_text
 from .model.segm_net import SEGM_TAPS
 from .params import D3SParams
 from .runtime import tune_cpu_allocator
+from .speed_floor import counted_flops, dcf_floors, matmul_peak_gflops
 from .vot_speed import hardware
 
 DEFAULT_SIZES = ((640, 480), (1280, 720))
@@ -123,49 +127,79 @@ def plain_trunks(weights, device: torch.device, dtype: torch.dtype):
 
 
 PASSES = ("dcf_trunk_256", "segm_trunk_384", "init_trunk_batch_256")
+FRAME_PASSES = ("dcf_trunk_256", "segm_trunk_384")
+INIT_PASSES = ("init_trunk_batch_256", "segm_trunk_384")
+Form = Tuple[Any, Any, torch.memory_format]          # (DCF trunk, segmentation trunk, memory layout)
 
 
-def _interleaved_trunk_times(forms: Dict[str, Tuple[Any, Any, torch.memory_format]], init_samples: int,
-                             dev, dtype, timer: Timer) -> Dict[str, Dict[str, float]]:
-    """Median ms of each trunk pass for each form (name -> (DCF trunk, segmentation trunk, layout)).
-
-    The forms are timed in rounds (every form and pass once per round, ``timer.repeats`` rounds after
-    ``timer.warmup`` untimed ones), so that a change of machine load during the measurement affects
-    all of them alike instead of favouring whichever was timed in a quiet moment."""
-    gen = torch.Generator().manual_seed(0)
-    base = {side_n: torch.randn(side_n[1], 3, side_n[0], side_n[0], generator=gen, dtype=torch.float32)
-            for side_n in ((256, 1), (256, init_samples), (384, 1))}
-    calls = {}
-    for name, (dcf_net, segm_trunk, fmt) in forms.items():
-        x256, batch, x384 = (base[k].to(device=dev, dtype=dtype).contiguous(memory_format=fmt)
-                             for k in ((256, 1), (256, init_samples), (384, 1)))
-        calls[(name, "dcf_trunk_256")] = lambda net=dcf_net, x=x256: net(x, ("layer3",))
-        calls[(name, "segm_trunk_384")] = lambda net=segm_trunk, x=x384: net(x, SEGM_TAPS)
-        calls[(name, "init_trunk_batch_256")] = lambda net=dcf_net, x=batch: net(x, ("layer3",))
-    samples: Dict[Tuple[str, str], List[float]] = {key: [] for key in calls}
-    with torch.no_grad():
-        for round_ in range(timer.warmup + timer.repeats):
-            for key, fn in calls.items():
-                ms, _ = timer.measure(fn, warmup=0, repeats=1)
-                if round_ >= timer.warmup:
-                    samples[key].append(ms)
-    out: Dict[str, Dict[str, float]] = {name: {} for name in forms}
-    for (name, pass_name), values in samples.items():
-        out[name][pass_name] = statistics.median(values)
-    return out
-
-
-def measure_bounds(tracker, weights, init_samples: int, timer: Timer) -> Dict[str, Any]:
-    """The bounds: the checkpoints' trunks (BatchNorm unfolded, as the original runs them) in each
-    memory layout; the fastest layout counts. Also the trunks as this tracker runs them (folded and
-    fused where it does), the bound of the tracker's own non-network overhead. All timed interleaved."""
-    dev, dtype = tracker.device, tracker.dtype
-    forms: Dict[str, Tuple[Any, Any, torch.memory_format]] = {}
+def bound_forms(tracker, weights) -> Dict[str, Form]:
+    """The checkpoints' trunks (BatchNorm unfolded, as the original runs them) in each memory layout,
+    and the trunks as this tracker runs them (folded and fused where it does) under 'tracker'."""
+    forms: Dict[str, Form] = {}
     for name, fmt in LAYOUTS.items():
-        dcf_net, segm_trunk = (net.to(memory_format=fmt) for net in plain_trunks(weights, dev, dtype))
+        dcf_net, segm_trunk = (net.to(memory_format=fmt) for net in plain_trunks(weights, tracker.device,
+                                                                                 tracker.dtype))
         forms[name] = (dcf_net, segm_trunk, fmt)
     forms["tracker"] = (tracker.dcf_net, tracker.segm_net.feature_extractor, tracker.memory_format)
-    times = _interleaved_trunk_times(forms, init_samples, dev, dtype, timer)
+    return forms
+
+
+class BoundRounds:
+    """Times the bound passes in rounds interleaved with the tracker's own work.
+
+    A round times every form once in the given passes. The bench runs a round of the init passes
+    before each timed ``initialize`` and a round of the frame passes every few tracked frames, so a
+    bound and the tracker time divided by it are measured under the same machine load (the machine
+    may be shared), and within a round every form meets the same load too."""
+
+    def __init__(self, forms: Dict[str, Form], init_samples: int, dtype: torch.dtype, timer: Timer):
+        self.timer = timer
+        self.forms = tuple(forms)
+        gen = torch.Generator().manual_seed(0)
+        base = {side_n: torch.randn(side_n[1], 3, side_n[0], side_n[0], generator=gen, dtype=torch.float32)
+                for side_n in ((256, 1), (256, init_samples), (384, 1))}
+        self.calls: Dict[Tuple[str, str], Callable[[], Any]] = {}
+        for name, (dcf_net, segm_trunk, fmt) in forms.items():
+            x256, batch, x384 = (base[k].to(device=timer.device, dtype=dtype).contiguous(memory_format=fmt)
+                                 for k in ((256, 1), (256, init_samples), (384, 1)))
+            self.calls[(name, "dcf_trunk_256")] = lambda net=dcf_net, x=x256: net(x, ("layer3",))
+            self.calls[(name, "segm_trunk_384")] = lambda net=segm_trunk, x=x384: net(x, SEGM_TAPS)
+            self.calls[(name, "init_trunk_batch_256")] = lambda net=dcf_net, x=batch: net(x, ("layer3",))
+        self.samples: Dict[str, Dict[Tuple[str, str], List[float]]] = {}
+
+    def run(self, passes: Tuple[str, ...] = PASSES, tag: Optional[str] = None) -> None:
+        """One round; the times are kept under ``tag`` (None: an untimed warm-up round)."""
+        with torch.no_grad():
+            for key, fn in self.calls.items():
+                if key[1] in passes:
+                    ms, _ = self.timer.measure(fn, warmup=0, repeats=1)
+                    if tag is not None:
+                        self.samples.setdefault(tag, {}).setdefault(key, []).append(ms)
+
+    def rounds(self, tag: str, pass_name: str) -> int:
+        return len(self.samples.get(tag, {}).get(("tracker", pass_name), []))
+
+    def medians(self, tag: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+        """form -> pass -> median ms, over the rounds of one tag or of all tags."""
+        pooled: Dict[Tuple[str, str], List[float]] = {}
+        for t, per_key in self.samples.items():
+            if tag is None or t == tag:
+                for key, values in per_key.items():
+                    pooled.setdefault(key, []).extend(values)
+        out: Dict[str, Dict[str, float]] = {name: {} for name in self.forms}
+        for (name, pass_name), values in pooled.items():
+            out[name][pass_name] = statistics.median(values)
+        return out
+
+
+SIZE_BOUND_KEYS = ("frame_bound_ms", "init_bound_ms", "tracker_frame_trunks_ms", "tracker_init_trunks_ms")
+
+
+def summarize_bounds(times: Dict[str, Dict[str, float]], tracker) -> Dict[str, Any]:
+    """The bounds from per-form pass medians: for each pass the fastest plain layout; frame bound =
+    DCF trunk + segmentation trunk, init bound = 27-sample batch + segmentation trunk. Also the
+    tracker's own trunks, the bound of its non-network overhead."""
+    times = dict(times)
     own = times.pop("tracker")
     per_layout = times
     best: Dict[str, Any] = {}
@@ -180,9 +214,31 @@ def measure_bounds(tracker, weights, init_samples: int, timer: Timer) -> Dict[st
     best["tracker_trunks_fused"] = bool(tracker.fused)
     best["tracker_frame_trunks_ms"] = own["dcf_trunk_256"] + own["segm_trunk_384"]
     best["tracker_init_trunks_ms"] = own["init_trunk_batch_256"] + own["segm_trunk_384"]
-    best["init_samples"] = init_samples
     best["per_layout_ms"] = per_layout
     return best
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def measure_peaks(tracker, timer: Timer) -> Dict[str, float]:
+    """This machine's best matrix-product GFLOP/s in the tracker's dtype and in its DCF dtype, the
+    rates the compute floors divide by (see d3s_vot.speed_floor)."""
+    return {_dtype_name(dtype): matmul_peak_gflops(dtype, tracker.device, lambda fn: timer.measure(fn)[0])
+            for dtype in dict.fromkeys((tracker.dtype, tracker.dcf_dtype))}
+
+
+def add_floors(size_report: Dict[str, Any], bounds: Dict[str, Any], peaks: Dict[str, float],
+               dcf_dtype: str, dtype: str) -> None:
+    """The DCF stages' compute floors and the init floor (the tracker's own trunk passes + the
+    floors of the PCA covariance and the joint Gauss-Newton), also as a ratio to the init bound."""
+    flops = {**size_report["init_flops"], **size_report["cg_flops"]}
+    floors = dcf_floors(flops, peaks[dcf_dtype], peaks[dtype])
+    size_report["floors_ms"] = floors
+    size_report["init_floor_ms"] = (bounds["tracker_init_trunks_ms"] + floors["pca"]
+                                    + floors.get("joint_gauss_newton", 0.0))
+    size_report["init_floor_ratio"] = size_report["init_floor_ms"] / bounds["init_bound_ms"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -286,9 +342,11 @@ def frame_stages(tracker, image: np.ndarray, gt_box: np.ndarray, gt_mask: np.nda
     stages.run("filter_cg_sequence_memory", cg, setup=lambda: st.memory)
     full = _full_memory(st.memory, p.sample_memory_size)
     stages.run("filter_cg_full_memory", cg, setup=lambda: full)
+    cg_flops = {"filter_cg_sequence_memory": counted_flops(lambda: cg(st.memory)),
+                "filter_cg_full_memory": counted_flops(lambda: cg(full))}
     info = {"per_frame_stage_sum_ms": per_frame_sum, "memory_active": st.memory.active,
             "full_memory_size": p.sample_memory_size, "cg_iterations": p.cg_iter,
-            "mask_to_box_fitted": fitted is not None}
+            "mask_to_box_fitted": fitted is not None, "cg_flops": cg_flops}
     return stages.ms, info
 
 
@@ -322,7 +380,11 @@ def init_stages(tracker, image: np.ndarray, timer: Timer) -> Tuple[Dict[str, flo
 
     augs, samples = stages.run("augmentation", augment)
     feats = stages.run("trunk_batch", lambda: tracker._dcf_features(samples).to(tracker.dcf_dtype))
-    projection = stages.run("pca", lambda: dcf.pca_projection(feats, p.compressed_dim, cov_dtype=tracker.dtype))
+    def pca():
+        return dcf.pca_projection(feats, p.compressed_dim, cov_dtype=tracker.dtype)
+
+    projection = stages.run("pca", pca)
+    flops = {"pca": counted_flops(pca)}
 
     feat_sz = st.feature_size
     kernel_offset = 0.5 * ((p.kernel_size + 1) % 2)
@@ -335,8 +397,11 @@ def init_stages(tracker, image: np.ndarray, timer: Timer) -> Tuple[Dict[str, flo
                                p.response_activation_alpha)
     zero = feats.new_zeros(1, p.compressed_dim, p.kernel_size, p.kernel_size)
     if p.init_gn_iter > 0:
-        stages.run("joint_gauss_newton", lambda: dcf.joint_gauss_newton(
-            problem, zero, projection, p.init_gn_iter, p.init_cg_iter // p.init_gn_iter))
+        def joint():
+            return dcf.joint_gauss_newton(problem, zero, projection, p.init_gn_iter, p.init_cg_iter // p.init_gn_iter)
+
+        stages.run("joint_gauss_newton", joint)
+        flops["joint_gauss_newton"] = counted_flops(joint)
 
     def memory_init():
         memory = dcf.SampleMemory(p.sample_memory_size, p.compressed_dim, feat_sz, tracker.dcf_dtype, tracker.device)
@@ -347,7 +412,8 @@ def init_stages(tracker, image: np.ndarray, timer: Timer) -> Tuple[Dict[str, flo
     if st.segm is not None:
         stages.run("segmentation_init", lambda: tracker.segmenter.initialize(
             image, init.box_xywh, init.polygon, init.size_hw, init.mask))
-    return stages.ms, {"init_stage_sum_ms": sum(stages.ms.values()), "init_samples": int(feats.shape[0])}
+    return stages.ms, {"init_stage_sum_ms": sum(stages.ms.values()), "init_samples": int(feats.shape[0]),
+                       "init_flops": flops}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -364,15 +430,32 @@ def _is_cg_frame(frame_num: int, flag: str, params: D3SParams) -> bool:
     return flag == "hard_negative" or (frame_num - 1) % params.train_skipping == 0
 
 
-def bench_size(tracker, width: int, height: int, cfg: BenchConfig, timer: Timer, progress: bool) -> Dict[str, Any]:
-    """Init and sequence timings of the whole tracker at one image size, then its per-stage timings."""
+BOUND_ROUNDS_PER_SEQUENCE = 10          # frame-bound rounds spread over a tracked sequence (at least)
+
+
+def bench_size(tracker, width: int, height: int, cfg: BenchConfig, timer: Timer, rounds: BoundRounds,
+               progress: bool) -> Dict[str, Any]:
+    """Init and sequence timings of the whole tracker at one image size, with bound rounds
+    interleaved (tagged with the size), then its per-stage timings."""
     from .synthetic.scene import SceneConfig, generate_sequence
 
     seq = generate_sequence(seed=cfg.seed, num_frames=cfg.frames + 1, config=SceneConfig(width=width, height=height))
     if tracker.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(tracker.device)
+    tag = f"{width}x{height}"
+    stride = max(1, cfg.frames // max(BOUND_ROUNDS_PER_SEQUENCE, cfg.repeats))
+
+    def between(kind: str, i: int) -> None:
+        if kind == "init":
+            rounds.run(INIT_PASSES, tag)
+        elif i % stride == stride - 1:
+            rounds.run(FRAME_PASSES, tag)
+
     init_ms, frame_ms, results = _timed_run(tracker, seq, timer, cfg.init_repeats,
-                                            progress_desc=f"tracking {width}x{height}" if progress else None)
+                                            progress_desc=f"tracking {width}x{height}" if progress else None,
+                                            between=between)
+    while rounds.rounds(tag, "dcf_trunk_256") < cfg.repeats:      # short sequences: top up to --repeats
+        rounds.run(FRAME_PASSES, tag)
     # track() of the i-th tracked frame (0-based) runs with frame_num = i + 2
     cg_flags = [_is_cg_frame(i + 2, r.flag, tracker.params) for i, r in enumerate(results)]
     segm_used = sum(int(r.segmentation_used) for r in results)
@@ -383,14 +466,15 @@ def bench_size(tracker, width: int, height: int, cfg: BenchConfig, timer: Timer,
     if not np.all(np.isfinite(gt_box)):                 # target invisible in the last frame: use the polygon
         xs, ys = seq.polygons[last][0::2], seq.polygons[last][1::2]
         gt_box = np.array([xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()])
-    frame_stage_ms, frame_info = frame_stages(tracker, seq.frames[last], gt_box, seq.masks[last], timer)
-    init_stage_ms, init_info = init_stages(tracker, seq.frames[0], timer)
+    with torch.no_grad():           # as in track() and initialize(): no autograd bookkeeping in the stage times
+        frame_stage_ms, frame_info = frame_stages(tracker, seq.frames[last], gt_box, seq.masks[last], timer)
+        init_stage_ms, init_info = init_stages(tracker, seq.frames[0], timer)
 
     cg_times = [t for t, c in zip(frame_ms, cg_flags) if c]
     plain_times = [t for t, c in zip(frame_ms, cg_flags) if not c]
     mean_frame = statistics.fmean(frame_ms)
     return {
-        "size": f"{width}x{height}", "width": width, "height": height, "frames": len(frame_ms),
+        "size": tag, "width": width, "height": height, "frames": len(frame_ms),
         "init_ms": init_ms, "frame_mean_ms": mean_frame, "frame_median_ms": statistics.median(frame_ms),
         "frame_max_ms": max(frame_ms), "fps": 1000.0 / mean_frame,
         "cg_frames": len(cg_times), "cg_frame_mean_ms": statistics.fmean(cg_times) if cg_times else None,
@@ -421,23 +505,31 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def _timed_run(tracker, seq, timer: Timer, init_repeats: int, progress_desc: Optional[str] = None
-               ) -> Tuple[float, List[float], List[Any]]:
+def _timed_run(tracker, seq, timer: Timer, init_repeats: int, progress_desc: Optional[str] = None,
+               between: Optional[Callable[[str, int], None]] = None) -> Tuple[float, List[float], List[Any]]:
     """(median init ms over ``init_repeats`` initialisations from the first polygon, per-frame ms,
-    per-frame results) of one synthetic sequence; a progress bar when ``progress_desc`` is given."""
+    per-frame results) of one synthetic sequence; a progress bar when ``progress_desc`` is given.
+    ``between(kind, i)``, untimed, runs before the i-th initialisation ('init') and after the i-th
+    tracked frame ('frame')."""
     from tqdm import tqdm
 
-    init_ms, _ = timer.measure(lambda: tracker.initialize(seq.frames[0], seq.polygons[0]), warmup=0,
-                               repeats=init_repeats)
+    init_times = []
+    for i in range(init_repeats):
+        if between is not None:
+            between("init", i)
+        ms, _ = timer.measure(lambda: tracker.initialize(seq.frames[0], seq.polygons[0]), warmup=0, repeats=1)
+        init_times.append(ms)
     frame_ms, results = [], []
-    for image in tqdm(seq.frames[1:], desc=progress_desc, unit="frame", disable=progress_desc is None,
-                      file=sys.stderr):
+    for i, image in enumerate(tqdm(seq.frames[1:], desc=progress_desc, unit="frame", disable=progress_desc is None,
+                                   file=sys.stderr)):
         timer.sync()
         start = time.perf_counter()
         results.append(tracker.track(image))
         timer.sync()
         frame_ms.append(1000.0 * (time.perf_counter() - start))
-    return init_ms, frame_ms, results
+        if between is not None:
+            between("frame", i)
+    return statistics.median(init_times), frame_ms, results
 
 
 def compare_fast_mode(weights, params: D3SParams, cfg: BenchConfig, progress: bool) -> List[Dict[str, Any]]:
@@ -507,15 +599,26 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
     timer = Timer(cfg.warmup, cfg.repeats, tracker.device)
 
     _warm_up(tracker, cfg)
-    sizes = [bench_size(tracker, w, h, cfg, timer, progress) for w, h in cfg.sizes]
     init_samples = len(build_augmentations(256, params.aug_relative_shifts, params.aug_fliplr, params.aug_blurs,
                                            params.aug_rotations)) if params.use_augmentation else 1
-    bounds = measure_bounds(tracker, weights, init_samples, timer)
+    rounds = BoundRounds(bound_forms(tracker, weights), init_samples, dtype, timer)
+    for _ in range(timer.warmup):
+        rounds.run()
+    sizes = [bench_size(tracker, w, h, cfg, timer, rounds, progress) for w, h in cfg.sizes]
+    bounds = summarize_bounds(rounds.medians(), tracker)
+    bounds["init_samples"] = init_samples
+    peaks = measure_peaks(tracker, timer)
     for s in sizes:
-        s["frame_ratio"] = s["frame_mean_ms"] / bounds["frame_bound_ms"]
-        s["init_ratio"] = s["init_ms"] / bounds["init_bound_ms"]
-        s["frame_ratio_own_trunks"] = s["frame_mean_ms"] / bounds["tracker_frame_trunks_ms"]
-        s["init_ratio_own_trunks"] = s["init_ms"] / bounds["tracker_init_trunks_ms"]
+        # each size's ratios use the bound rounds run during that size's own timings
+        own_bounds = summarize_bounds(rounds.medians(s["size"]), tracker)
+        s["bounds"] = {key: own_bounds[key] for key in SIZE_BOUND_KEYS}
+        s["bound_rounds"] = {"frame": rounds.rounds(s["size"], "dcf_trunk_256"),
+                             "init": rounds.rounds(s["size"], "init_trunk_batch_256")}
+        add_floors(s, s["bounds"], peaks, _dtype_name(tracker.dcf_dtype), _dtype_name(tracker.dtype))
+        s["frame_ratio"] = s["frame_mean_ms"] / own_bounds["frame_bound_ms"]
+        s["init_ratio"] = s["init_ms"] / own_bounds["init_bound_ms"]
+        s["frame_ratio_own_trunks"] = s["frame_mean_ms"] / own_bounds["tracker_frame_trunks_ms"]
+        s["init_ratio_own_trunks"] = s["init_ms"] / own_bounds["tracker_init_trunks_ms"]
 
     comparison = compare_fast_mode(weights, base_params, cfg, progress) if cfg.compare_fast else None
 
@@ -527,8 +630,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
     config["overrides"] = dict(cfg.overrides)
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(tracker.device), "dtype": cfg.dtype,
             "weights": weights_desc, "memory_format": "channels_last" if tracker.memory_format == torch.channels_last
-            else "nchw", "dcf_dtype": str(tracker.dcf_dtype).replace("torch.", ""), "hardware": hw,
-            "config": config, "bounds": bounds, "sizes": sizes, "fast_mode": cfg.fast,
+            else "nchw", "dcf_dtype": _dtype_name(tracker.dcf_dtype), "hardware": hw,
+            "config": config, "bounds": bounds, "matmul_peak_gflops": peaks, "sizes": sizes, "fast_mode": cfg.fast,
             "fast_mode_comparison": comparison}
 
 
@@ -550,7 +653,7 @@ def render_text(report: Dict[str, Any]) -> str:
         f"weights: {report['weights']}; large blocks kept in the heap (d3s_vot.runtime): "
         f"{'yes' if hw.get('malloc_tuned') else 'no'}",
         "",
-        "bounds (bare trunk passes, fastest layout):",
+        "bounds (bare trunk passes, fastest layout; medians of the rounds run between the tracker's timings):",
         f"  DCF trunk 1x256x256 -> layer3        {b['dcf_trunk_256_ms']:9.1f} ms  ({b['dcf_trunk_256_layout']})",
         f"  segm trunk 1x384x384 conv1..layer3   {b['segm_trunk_384_ms']:9.1f} ms  ({b['segm_trunk_384_layout']})",
         f"  DCF trunk {b['init_samples']}x256x256 -> layer3       {b['init_trunk_batch_256_ms']:9.1f} ms  "
@@ -570,6 +673,12 @@ def render_text(report: Dict[str, Any]) -> str:
                      f"{s['fps']:6.2f} {_fmt(s['cg_frame_mean_ms']):>9} {s['init_ms']:9.1f} {s['init_ratio']:7.2f} "
                      f"{s['init_ratio_own_trunks']:6.2f} "
                      f"{s['frame_stages_ms']['filter_cg_full_memory']:10.1f} {s['peak_memory_mib']:9.0f}")
+    lines.append("ratios per size divide by the bounds of the rounds run during that size's timings:")
+    for s in report["sizes"]:
+        sb, n = s["bounds"], s["bound_rounds"]
+        lines.append(f"{s['size']:>10}  frame bound {sb['frame_bound_ms']:.1f} ms (own {sb['tracker_frame_trunks_ms']:.1f}, "
+                     f"{n['frame']} rounds), init bound {sb['init_bound_ms']:.1f} ms "
+                     f"(own {sb['tracker_init_trunks_ms']:.1f}, {n['init']} rounds)")
     for s in report["sizes"]:
         lines += ["", f"per-stage medians at {s['size']} (ms, % of the stage sum):"]
         per_frame = {k: v for k, v in s["frame_stages_ms"].items() if not k.startswith("filter_cg")}
@@ -588,6 +697,7 @@ def render_text(report: Dict[str, Any]) -> str:
         for name, ms in s["init_stages_ms"].items():
             lines.append(f"    {name:<42} {ms:9.2f} {100 * ms / total:6.1f}%")
         lines.append(f"    {'sum':<42} {total:9.2f}   vs measured init {s['init_ms']:.1f}")
+    lines += _render_floors(report)
     if report.get("fast_mode_comparison"):
         lines += ["", "default vs fast mode (D3SParams.fast_mode(): DCF in the trackers' dtype, fastest CUDA kernels),",
                   "same sequences, one run each; IoU of the fast mode's boxes against the default mode's:",
@@ -599,6 +709,26 @@ def render_text(report: Dict[str, Any]) -> str:
                          f"{c['init_speedup']:5.2f} {c['iou_mean']:9.3f} {c['iou_min']:6.3f} "
                          f"{100 * c['iou_at_least_0_5']:5.0f}%")
     return "\n".join(lines)
+
+
+def _render_floors(report: Dict[str, Any]) -> List[str]:
+    peaks = report["matmul_peak_gflops"]
+    lines = ["", "compute floors: matrix-product work of the DCF stages (counted on the tracker's own calls) at this",
+             "machine's best square matrix-product rate (" + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items())
+             + " GFLOP/s); element-wise work and the eigensolver are not counted:",
+             f"{'size':>10}  {'stage':<27} {'GFLOP':>7} {'ms':>9} {'GFLOP/s':>8} {'floor ms':>9} {'x floor':>8}"]
+    for s in report["sizes"]:
+        measured = {**s["init_stages_ms"], **s["frame_stages_ms"]}
+        flops = {**s["init_flops"], **s["cg_flops"]}
+        for i, (name, floor) in enumerate(s["floors_ms"].items()):
+            ms = measured[name]
+            lines.append(f"{s['size'] if i == 0 else '':>10}  {name:<27} {flops[name] / 1e9:7.2f} {ms:9.1f} "
+                         f"{flops[name] / (ms * 1e6):8.1f} {floor:9.1f} {ms / floor:8.2f}")
+        b = s["bounds"]
+        lines.append(f"{'':>10}  init floor = own trunks {b['tracker_init_trunks_ms']:.1f} + PCA and Gauss-Newton floors "
+                     f"{s['init_floor_ms'] - b['tracker_init_trunks_ms']:.1f} = {s['init_floor_ms']:.1f} ms = "
+                     f"{s['init_floor_ratio']:.2f}x the init bound (measured {s['init_ratio']:.2f}x)")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------
