@@ -218,6 +218,10 @@ def summarize_bounds(times: Dict[str, Dict[str, float]], tracker) -> Dict[str, A
     return best
 
 
+def _torch_dtype(cfg: BenchConfig) -> torch.dtype:
+    return {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
@@ -541,7 +545,7 @@ def compare_fast_mode(weights, params: D3SParams, cfg: BenchConfig, progress: bo
     from .synthetic.scene import SceneConfig, generate_sequence
     from .tracker.d3s import D3STracker
 
-    dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
+    dtype = _torch_dtype(cfg)
     trackers = {"default": D3STracker(weights, params=params, device=cfg.device, dtype=dtype),
                 "fast": D3STracker(weights, params=params.fast_mode(), device=cfg.device, dtype=dtype)}
     timer = Timer(0, 1, trackers["default"].device)
@@ -594,7 +598,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
         except WeightsError as exc:
             raise InputError(f"{cfg.weights}: {exc}") from None
         weights_desc = str(Path(cfg.weights).resolve())
-    dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
+    dtype = _torch_dtype(cfg)
     tracker = D3STracker(weights, params=params, device=cfg.device, dtype=dtype)
     timer = Timer(cfg.warmup, cfg.repeats, tracker.device)
 

@@ -56,11 +56,16 @@ def _crop_centre(image: torch.Tensor, out: int, shift: Tuple[int, int]) -> torch
     return image.index_select(-2, rows).index_select(-1, cols)
 
 
+def _blur_radius(s: float) -> int:
+    """Radius of the Gaussian blur kernel for one axis."""
+    return math.ceil(2 * s)
+
+
 def _blur_kernels(sigma: Tuple[float, float], dtype: torch.dtype, device: torch.device) -> List[torch.Tensor]:
-    """Normalised 1-D Gaussians of radius ceil(2 sigma), built in float32 as in the original."""
+    """Normalised 1-D Gaussians of radius :func:`_blur_radius`, built in float32 as in the original."""
     kernels = []
     for s in sigma:
-        r = math.ceil(2 * s)
+        r = _blur_radius(s)
         x = torch.arange(-r, r + 1, dtype=torch.float32)
         k = torch.exp(-(x ** 2) / (2 * s ** 2))
         kernels.append((k / k.sum()).to(device=device, dtype=dtype))
@@ -85,7 +90,7 @@ def _blurred_crop(patch: torch.Tensor, sigma: Tuple[float, float], out: int, shi
     are the same."""
     h, w = patch.shape[-2:]
     rows, cols = _centre_indices(h, w, out, shift, patch.device)
-    ry, rx = (math.ceil(2 * s) for s in sigma)
+    ry, rx = (_blur_radius(s) for s in sigma)
     y0, y1 = max(int(rows.min()) - ry, 0), min(int(rows.max()) + ry + 1, h)
     x0, x1 = max(int(cols.min()) - rx, 0), min(int(cols.max()) + rx + 1, w)
     window = _blur(patch[..., y0:y1, x0:x1], sigma)
