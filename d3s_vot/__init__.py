@@ -2,15 +2,17 @@
 
 Public API::
 
-    from d3s_vot import D3STracker, D3SParams, load_weights
-    tracker = D3STracker(load_weights(), params=D3SParams(), device=None)
+    from d3s_vot import TrackerSpec, build_tracker
+    tracker = build_tracker(TrackerSpec(weights=None, device=None, params={"cg_iter": "3"}))
     tracker.initialize(rgb_frame, [x, y, w, h])      # or an 8-number polygon, or an H x W mask
     result = tracker.track(next_rgb_frame)           # TrackResult: box, polygon, mask, score, ...
 """
+from .factory import TrackerBuildError, TrackerSpec, build_tracker
 from .params import D3SParams
 
 __version__ = "0.1.0"
-__all__ = ["D3STracker", "D3SParams", "TrackResult", "load_weights", "__version__"]
+__all__ = ["D3STracker", "D3SParams", "TrackResult", "TrackerBuildError", "TrackerSpec", "build_tracker",
+           "load_weights", "__version__"]
 
 
 def __getattr__(name):

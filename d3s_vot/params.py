@@ -7,9 +7,10 @@ Override fields with :func:`dataclasses.replace` or :meth:`D3SParams.with_overri
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping, Tuple
+from typing import Any, Dict, Iterable, Mapping, Tuple
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,27 @@ def _parse_value(name: str, text: str, current: Any) -> Any:
     if isinstance(current, tuple) and isinstance(value, (tuple, list)):
         return tuple(tuple(v) if isinstance(v, list) else v for v in value)
     raise ValueError(f"parameter {name}: expected {type(current).__name__}, got {text!r}")
+
+
+_NAME = re.compile(r"[A-Za-z_]\w*")
+_LIST_SPLIT = re.compile(r",(?=\s*[A-Za-z_]\w*\s*=)")
+
+
+def parse_assignments(items: Iterable[str], source: str = "--param") -> Dict[str, str]:
+    """``["a=1", "b=(1, 2)"]`` -> ``{"a": "1", "b": "(1, 2)"}``: the one ``NAME=VALUE`` reader of every
+    entry point (``--param`` options, ``D3S_PARAMS``). Values stay strings (``with_overrides`` parses
+    them to the field's type); ``source`` names the option in the ``ValueError`` message."""
+    overrides: Dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not _NAME.fullmatch(name.strip()):
+            raise ValueError(f"{source} {item.strip()!r}: expected NAME=VALUE")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def parse_assignment_list(text: str, source: str = "D3S_PARAMS") -> Dict[str, str]:
+    """``"a=1,b=(1, 2)"`` -> ``{"a": "1", "b": "(1, 2)"}``; a comma starts a new item only when a
+    ``NAME=`` follows, so commas inside values are kept."""
+    text = text.strip()
+    return parse_assignments(_LIST_SPLIT.split(text), source) if text else {}

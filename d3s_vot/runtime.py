@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from typing import Optional
 
 ENV_SWITCH = "D3S_MALLOC_TUNING"
 _M_TRIM_THRESHOLD = -1
@@ -39,3 +40,15 @@ def tune_cpu_allocator() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1) == 1
+
+
+def configure_process(threads: Optional[int] = None) -> bool:
+    """What an entry point sets before building a tracker: the allocator (see
+    :func:`tune_cpu_allocator`) and, when given, torch's intra-op thread count (CPU results are
+    bit-identical only at equal thread counts). Returns whether the allocator setting is in effect."""
+    tuned = tune_cpu_allocator()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return tuned

@@ -1,7 +1,9 @@
-"""The speed benchmark (python -m d3s_vot.bench): an end-to-end --quick run and its argument errors.
+"""The speed benchmark (python -m d3s_vot.bench): an end-to-end --quick run, its argument errors, and the
+tracker's stage hooks the bench reads its per-stage table from.
 
 No timing is asserted (the machine is shared); the tests check the report's structure, that the
-numbers are consistent with each other, and the CLI's error contract.
+numbers are consistent with each other, that every stage the tracker names is reported, and the
+CLI's error contract.
 """
 from __future__ import annotations
 
@@ -9,19 +11,22 @@ import json
 import math
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from d3s_vot import bench
+from d3s_vot.tools import speed_bench as bench
 from d3s_vot.params import FAST_MODE, D3SParams
+from d3s_vot.tracker import D3STracker
+from d3s_vot.tracker.stages import (FRAME_STAGES, INIT_STAGES, NULL_STAGE, SEGMENTATION_STAGES, StageHook,
+                                    StageLog, StageTimer)
 
-FRAME_STAGES = ("image_to_tensor", "dcf_crop", "dcf_trunk", "dcf_project_correlate_upsample_localize", "segm_crop",
-                "segm_trunk", "segm_head", "mask_to_box", "full_image_mask", "memory_update",
-                "filter_cg_sequence_memory", "filter_cg_full_memory")
-INIT_STAGES = ("image_to_tensor", "augmentation", "trunk_batch", "pca", "joint_gauss_newton", "memory_init",
-               "segmentation_init")
+# what a default-parameter run reports: the post-init filter update is off by default
+DEFAULT_INIT_STAGES = tuple(name for name in INIT_STAGES if name != "post_init_filter_update")
+CG_UNIT_FLOPS = (2 + 2 * 5) * 2 * 16 * 64 * 256     # one filter CG's work per memory sample (test_speed_floor)
 
 
 def _positive_finite(value) -> bool:
@@ -31,7 +36,8 @@ def _positive_finite(value) -> bool:
 @pytest.mark.slow
 def test_quick_run_end_to_end(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "d3s_vot.bench", "--quick", "--frames", "3", "--sizes", "640x480",
+    # 10 frames: the 10th (frame_num 11) updates the filter, so its stage and its work are reported
+    proc = subprocess.run([sys.executable, "-m", "d3s_vot.bench", "--quick", "--frames", "10", "--sizes", "640x480",
                            "--threads", "2", "--json", str(out), "--no-progress"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -64,55 +70,76 @@ def test_quick_run_end_to_end(tmp_path):
     assert "large blocks kept in the heap (d3s_vot.runtime): yes" in proc.stdout
 
     (size,) = report["sizes"]
-    assert size["size"] == "640x480" and size["frames"] == 3
+    assert size["size"] == "640x480" and size["frames"] == 10
     for key in ("frame_ratio", "init_ratio", "frame_mean_ms", "frame_median_ms", "init_ms", "fps", "peak_memory_mib"):
         assert _positive_finite(size[key]), key
     # each size's ratios divide by the bound rounds run during its own timings: one round of the init passes
-    # before each timed initialize (1 with --quick), one of the frame passes after each of the 3 frames
+    # before each timed initialize (1 with --quick), one of the frame passes after each of the 10 frames
     sb = size["bounds"]
-    assert size["bound_rounds"] == {"frame": 3, "init": 1}
+    assert size["bound_rounds"] == {"frame": 10, "init": 1}
     assert size["frame_ratio"] == pytest.approx(size["frame_mean_ms"] / sb["frame_bound_ms"])
     assert size["init_ratio"] == pytest.approx(size["init_ms"] / sb["init_bound_ms"])
     assert size["frame_ratio_own_trunks"] == pytest.approx(size["frame_mean_ms"] / sb["tracker_frame_trunks_ms"])
     assert size["init_ratio_own_trunks"] == pytest.approx(size["init_ms"] / sb["tracker_init_trunks_ms"])
     assert all(_positive_finite(v) for v in sb.values())
     assert "ratios per size divide by the bounds of the rounds run during that size's timings" in proc.stdout
-    assert f"frame bound {sb['frame_bound_ms']:.1f} ms (own {sb['tracker_frame_trunks_ms']:.1f}, 3 rounds)" \
+    assert f"frame bound {sb['frame_bound_ms']:.1f} ms (own {sb['tracker_frame_trunks_ms']:.1f}, 10 rounds)" \
         in proc.stdout
-    assert size["cg_frames"] == 0 and size["cg_frame_mean_ms"] is None   # frames 2..4: no CG frame (every 10th)
+    assert report["stage_source"] == "timed run"          # on the CPU the stages come from the timed calls
+
+    # per-stage medians from the tracker's own hooks, in the order the tracker runs them; frames 2..5
+    # always segment and store a sample (the uncertainty is 0 there), frame 11 updates the filter
     assert tuple(size["frame_stages_ms"]) == FRAME_STAGES
-    assert tuple(size["init_stages_ms"]) == INIT_STAGES
+    assert tuple(size["init_stages_ms"]) == DEFAULT_INIT_STAGES
     assert all(_positive_finite(v) for v in size["frame_stages_ms"].values())
     assert all(_positive_finite(v) for v in size["init_stages_ms"].values())
-    per_frame = [v for k, v in size["frame_stages_ms"].items() if not k.startswith("filter_cg")]
+    counts = size["frame_stage_counts"]
+    assert set(counts) == set(FRAME_STAGES) and set(size["init_stage_counts"]) == set(DEFAULT_INIT_STAGES)
+    assert all(counts[name] == 10 for name in ("image_to_tensor", "dcf_crop", "dcf_trunk", "dcf_localize",
+                                               "full_image_mask"))
+    assert all(counts[name] == size["segmentation_frames"] for name in SEGMENTATION_STAGES)
+    assert 4 <= size["segmentation_frames"] <= 10 and 4 <= counts["memory_update"] <= 10
+    assert set(size["init_stage_counts"].values()) == {1}          # one timed initialize with --quick
+    assert counts["filter_update"] == size["cg_frames"] >= 1 and _positive_finite(size["cg_frame_mean_ms"])
+    per_frame = [v for k, v in size["frame_stages_ms"].items() if k != "filter_update"]
     assert size["per_frame_stage_sum_ms"] == pytest.approx(sum(per_frame))
     assert size["init_stage_sum_ms"] == pytest.approx(sum(size["init_stages_ms"].values()))
-    assert size["memory_active"] == 27 + 3 and size["full_memory_size"] == 250
-    assert size["mask_to_box_fitted"] is True      # the ground-truth mask gives a real box fit
-    assert size["init_samples"] == 27
+    assert 0.5 < size["frame_stage_coverage"] <= 1.0 and 0.5 < size["init_stage_coverage"] <= 1.0
+    assert size["init_stage_sum_ms"] <= size["init_ms"]            # one initialize: its stages and the rest
+    assert size["full_memory_size"] == 250 and _positive_finite(size["filter_cg_full_memory_ms"])
+    assert b["init_samples"] == 27
+    assert "per-stage medians at 640x480 from the tracker's stage hooks (timed run" in proc.stdout
 
     # compute floors: this machine's matrix-product peak in both dtypes the tracker uses, the DCF stages'
     # counted work, and the init floor as the tracker's own trunks plus the PCA and Gauss-Newton floors
     peaks = report["matmul_peak_gflops"]
     assert set(peaks) == {"float32", "float64"} and all(_positive_finite(v) for v in peaks.values())
-    assert set(size["floors_ms"]) == {"pca", "joint_gauss_newton", "filter_cg_sequence_memory",
-                                      "filter_cg_full_memory"}
+    assert set(size["floors_ms"]) == {"pca", "joint_gauss_newton", "filter_update", "filter_cg_full_memory"}
     gn_flops = size["init_flops"]["joint_gauss_newton"]
     assert gn_flops == 31_306_285_056       # 6 GN x 10 CG iterations on 27 x 1024 x 16 x 16 features (test_speed_floor)
     assert size["floors_ms"]["joint_gauss_newton"] == pytest.approx(gn_flops / (peaks["float64"] * 1e6))
     assert size["floors_ms"]["pca"] == pytest.approx(size["init_flops"]["pca"] / (peaks["float32"] * 1e6))
     assert size["cg_flops"]["filter_cg_full_memory"] == 12 * 2 * 16 * 64 * 250 * 256
+    # the filter update counted inside the tracker's own stage: 27 first-frame samples plus one per
+    # memory update before it (all of frames 2..11 when no hard negative updated the filter earlier)
+    update_flops = size["cg_flops"]["filter_update"]
+    assert update_flops % CG_UNIT_FLOPS == 0 and 27 < update_flops // CG_UNIT_FLOPS <= 27 + 10
+    if size["filter_update_counted_frame"] == 11:
+        assert update_flops == CG_UNIT_FLOPS * (27 + counts["memory_update"])
+    assert _positive_finite(size["filter_update_counted_ms"])
+    assert size["floors_ms"]["filter_update"] == pytest.approx(update_flops / (peaks["float64"] * 1e6))
     assert size["init_floor_ms"] == pytest.approx(sb["tracker_init_trunks_ms"] + size["floors_ms"]["pca"]
                                                   + size["floors_ms"]["joint_gauss_newton"])
     assert size["init_floor_ratio"] == pytest.approx(size["init_floor_ms"] / sb["init_bound_ms"])
     assert "compute floors" in proc.stdout and f"{size['init_floor_ratio']:.2f}x the init bound" in proc.stdout
+    assert f"filter_update (frame {size['filter_update_counted_frame']})" in proc.stdout
 
 
 def test_timer_counts_warmup_and_repeats():
-    calls, setups = [], []
+    calls = []
     timer = bench.Timer(warmup=2, repeats=3, device=torch.device("cpu"))
-    ms, result = timer.measure(lambda arg: calls.append(arg) or len(calls), setup=lambda: setups.append(1) or len(setups))
-    assert calls == [1, 2, 3, 4, 5] and len(setups) == 5 and result == 5
+    ms, result = timer.measure(lambda: calls.append(1) or len(calls))
+    assert len(calls) == 5 and result == 5
     assert ms >= 0
     _, result = timer.measure(lambda: "x", warmup=0, repeats=1)
     assert result == "x"
@@ -130,7 +157,7 @@ def test_parse_sizes():
     (["--sizes", "640x"], "error: --sizes: '640x' is not WIDTHxHEIGHT"),
     (["--param", "no_such_field=1"], "error: unknown D3SParams field 'no_such_field'"),
     (["--param", "cg_iter"], "error: --param 'cg_iter': expected NAME=VALUE"),
-    (["--weights", "/nonexistent/d3s.safetensors"], "error: weights file /nonexistent/d3s.safetensors not found"),
+    (["--weights", "/nonexistent/d3s.safetensors"], "error: weights file not found: /nonexistent/d3s.safetensors"),
     (["--json", "/nonexistent/dir/out.json"], "error: --json /nonexistent/dir/out.json: folder /nonexistent/dir does not exist"),
     (["--dtype", "float16"], "error: argument --dtype: invalid choice"),
 ])
@@ -169,7 +196,7 @@ def test_fast_mode_comparison_and_fast_run():
     from d3s_vot.weights import random_weights
 
     cfg = bench.BenchConfig(frames=3, sizes=((320, 240),), warmup=0, repeats=1, init_repeats=1)
-    (row,) = bench.compare_fast_mode(random_weights(0), D3SParams(), cfg, progress=False)
+    (row,) = bench.compare_fast_mode(random_weights(0), cfg, progress=False)
     assert row["size"] == "320x240" and row["frames"] == 3 and len(row["iou_per_frame"]) == 3
     for key in ("default_init_ms", "fast_init_ms", "default_frame_mean_ms", "fast_frame_mean_ms",
                 "init_speedup", "frame_speedup"):
@@ -205,13 +232,31 @@ def test_add_floors():
     assert size["init_floor_ms"] == 4100.0 and size["init_floor_ratio"] == 20.5
 
 
+def test_render_stage_table():
+    lines = bench.render_text(_minimal_report()).splitlines()
+    start = lines.index("  frame:")
+    assert lines[start - 1].startswith("per-stage medians at 320x240 from the tracker's stage hooks (timed run;")
+    rows = [line.split() for line in lines[start + 1:start + len(FRAME_STAGES)]]
+    assert [row[0] for row in rows] == [name for name in FRAME_STAGES if name != "filter_update"]
+    assert rows[0] == ["image_to_tensor", "1.00", "10.0%", "3"]
+    assert lines[start + len(FRAME_STAGES)].split()[:6] == ["sum", "(without", "filter_update)", "10.00", "vs",
+                                                            "measured"]
+    assert "the stages cover 90.0% of the frames' time" in lines[start + len(FRAME_STAGES)]
+    assert lines[start + len(FRAME_STAGES) + 1].split() == ["filter_update", "(CG,", "update", "frames)", "1.00", "3"]
+    init = lines.index("  init:")
+    assert lines[init + 1].split() == ["image_to_tensor", "1.00", "12.5%", "1"]
+    assert "the stages cover 80.0% of the initialisations' time" in lines[init + len(DEFAULT_INIT_STAGES) + 1]
+
+
 def _minimal_report():
     stages = {k: 1.0 for k in FRAME_STAGES}
     size = {"size": "320x240", "frames": 3, "frame_mean_ms": 2.0, "frame_ratio": 1.0, "frame_ratio_own_trunks": 1.0,
             "fps": 500.0, "cg_frame_mean_ms": None, "init_ms": 3.0, "init_ratio": 1.0, "init_ratio_own_trunks": 1.0,
-            "peak_memory_mib": 1.0, "frame_stages_ms": stages, "per_frame_stage_sum_ms": 10.0,
-            "plain_frame_mean_ms": 2.0, "memory_active": 30, "full_memory_size": 250,
-            "init_stages_ms": {k: 1.0 for k in INIT_STAGES}, "init_stage_sum_ms": 7.0,
+            "peak_memory_mib": 1.0, "frame_stages_ms": stages, "frame_stage_counts": {k: 3 for k in FRAME_STAGES},
+            "per_frame_stage_sum_ms": 10.0, "frame_stage_coverage": 0.9, "init_stage_coverage": 0.8,
+            "plain_frame_mean_ms": 2.0, "full_memory_size": 250, "filter_cg_full_memory_ms": 1.0,
+            "init_stages_ms": {k: 1.0 for k in DEFAULT_INIT_STAGES},
+            "init_stage_counts": {k: 1 for k in DEFAULT_INIT_STAGES}, "init_stage_sum_ms": 8.0,
             "init_flops": {"pca": 1e6, "joint_gauss_newton": 2e6}, "cg_flops": {"filter_cg_full_memory": 4e6},
             "floors_ms": {"pca": 0.5, "joint_gauss_newton": 0.3, "filter_cg_full_memory": 0.125},
             "init_floor_ms": 2.8, "init_floor_ratio": 1.4,
@@ -224,7 +269,7 @@ def _minimal_report():
     return {"date": "now", "device": "cpu", "hardware": {"cpu": "x", "torch": "t", "torch_threads": 1},
             "dtype": "float32", "dcf_dtype": "float64", "memory_format": "channels_last", "weights": "random",
             "bounds": bounds, "matmul_peak_gflops": {"float32": 2.0, "float64": 1.0}, "sizes": [size],
-            "fast_mode": True}
+            "fast_mode": True, "stage_source": "timed run"}
 
 
 def test_fast_mode_preset():
@@ -258,21 +303,175 @@ def test_bound_rounds_are_kept_per_tag():
     assert len(rounds.samples["640x480"][("nchw", "segm_trunk_384")]) == 2 and set(pooled["nchw"]) == set(bench.PASSES)
 
 
+class FakeTracker:
+    """The tracker's call and stage-hook interface without networks: ``track`` reports two stages, the
+    second only on odd frames."""
+
+    stage_recorder = D3STracker.stage_recorder
+    record_stages = D3STracker.record_stages
+
+    def __init__(self, log):
+        self.log = log
+        self._stage = StageHook()
+
+    def initialize(self, image, region):
+        self.log.append("init")
+        with self._stage("pca"):
+            pass
+
+    def track(self, image):
+        self.log.append("track")
+        with self._stage("dcf_trunk"):
+            pass
+        if image % 2:
+            with self._stage("filter_update"):
+                pass
+        return image
+
+
+class FakeSeq:
+    frames = [0, 1, 2]
+    polygons = [None]
+
+
 def test_timed_run_calls_between_around_the_timed_calls():
     log = []
-
-    class FakeTracker:
-        def initialize(self, image, region):
-            log.append("init")
-
-        def track(self, image):
-            log.append("track")
-            return image
-
-    class Seq:
-        frames = [0, 1, 2]
-        polygons = [None]
-    init_ms, frame_ms, results = bench._timed_run(FakeTracker(), Seq(), bench.Timer(0, 1, torch.device("cpu")), 2,
-                                                  between=lambda kind, i: log.append(f"{kind}{i}"))
+    run = bench._timed_run(FakeTracker(log), FakeSeq(), bench.Timer(0, 1, torch.device("cpu")), 2,
+                           between=lambda kind, i: log.append(f"{kind}{i}"))
     assert log == ["init0", "init", "init1", "init", "track", "frame0", "track", "frame1"]
-    assert results == [1, 2] and len(frame_ms) == 2 and init_ms >= 0
+    assert run.results == [1, 2] and len(run.frame_ms) == 2 and len(run.init_ms) == 2 and min(run.init_ms) >= 0
+    assert run.init_stages == [] and run.frame_stages == []      # no recorder: no stages
+
+
+def test_timed_run_keeps_each_calls_stages():
+    tracker = FakeTracker([])
+    run = bench._timed_run(tracker, FakeSeq(), bench.Timer(0, 1, torch.device("cpu")), 2, recorder=StageLog())
+    assert run.init_stages == [[("pca", None)], [("pca", None)]]
+    assert run.frame_stages == [[("dcf_trunk", None), ("filter_update", None)], [("dcf_trunk", None)]]
+    assert run.frames_with("filter_update") == [0] and run.frames_with("dcf_trunk") == [0, 1]
+    assert tracker.stage_recorder is None                         # restored after the run
+    timed = bench._timed_run(tracker, FakeSeq(), bench.Timer(0, 1, torch.device("cpu")), 1,
+                             recorder=StageTimer("cpu"))
+    assert [[name for name, _ in call] for call in timed.frame_stages] == [["dcf_trunk", "filter_update"],
+                                                                          ["dcf_trunk"]]
+    assert all(ms >= 0 for call in timed.frame_stages for _, ms in call)
+
+
+def test_stage_medians_and_coverage():
+    calls = [[("dcf_trunk", 3.0), ("filter_update", 10.0)], [("dcf_trunk", 1.0), ("extra", 2.0)],
+             [("image_to_tensor", 0.5), ("dcf_trunk", 2.0)]]
+    medians, counts = bench.stage_medians(calls, FRAME_STAGES)
+    assert list(medians) == ["image_to_tensor", "dcf_trunk", "filter_update", "extra"]   # unknown names last
+    assert medians == {"image_to_tensor": 0.5, "dcf_trunk": 2.0, "filter_update": 10.0, "extra": 2.0}
+    assert counts == {"image_to_tensor": 1, "dcf_trunk": 3, "filter_update": 1, "extra": 1}
+    assert bench.stage_coverage(calls, [20.0, 3.0, 2.5]) == pytest.approx(18.5 / 25.5)
+
+
+def test_stage_recorders():
+    hook = StageHook()
+    assert hook("pca") is NULL_STAGE                             # no recorder: the shared null context
+    timer = StageTimer("cpu")
+    with timer.stage("a"):
+        time.sleep(0.002)
+    with pytest.raises(KeyError):
+        with timer.stage("failed"):
+            raise KeyError("x")
+    with timer.stage("b"):
+        pass
+    records = timer.take()
+    assert [name for name, _ in records] == ["a", "b"] and records[0][1] >= 2.0   # a failed stage is not kept
+    assert timer.take() == []
+    log = StageLog()
+    assert log.stage("x") is NULL_STAGE and log.names() == ["x"]
+
+
+def test_record_stages_restores_the_previous_recorder():
+    tracker = FakeTracker([])
+    outer, inner = StageLog(), StageLog()
+    with tracker.record_stages(outer):
+        with pytest.raises(RuntimeError):
+            with tracker.record_stages(inner):
+                tracker.initialize(None, None)
+                raise RuntimeError
+        assert tracker.stage_recorder is outer
+        tracker.track(1)
+    assert tracker.stage_recorder is None
+    assert inner.names() == ["pca"] and outer.names() == ["dcf_trunk", "filter_update"]
+
+
+def test_flop_counter_counts_only_the_chosen_stages():
+    counter = bench.FlopCounter(("pca",))
+    a, b = torch.ones(3, 5), torch.ones(5, 7)
+    assert counter.stage("dcf_trunk") is NULL_STAGE
+    with counter.stage("pca"):
+        a @ b
+    assert counter.flops == {"pca": 2 * 3 * 5 * 7}
+
+
+def test_full_memory_cg_micro_benchmark():
+    """The full-memory filter update on synthetic inputs of the tracker's shapes: the closed form of
+    tests/test_speed_floor.py with 250 samples of 64 x 16 x 16 and 5 CG iterations."""
+    fake = SimpleNamespace(params=D3SParams(), device=torch.device("cpu"), dcf_dtype=torch.float64)
+    ms, flops = bench.full_memory_cg(fake, bench.Timer(0, 1, torch.device("cpu")))
+    assert flops == 12 * 2 * 16 * 64 * 250 * 256 == CG_UNIT_FLOPS * 250 and ms > 0
+
+
+# ------------------------------------------------------------------------------------------------
+# The tracker's stage hooks on a real sequence
+# ------------------------------------------------------------------------------------------------
+
+STAGE_FRAMES = 11           # tracked frames: the 10th (frame_num 11) updates the filter
+
+
+@pytest.fixture(scope="module")
+def staged_runs():
+    """One short polygon-mode sequence tracked twice by one tracker (random weights, default parameters
+    plus the post-init filter update, so that every stage runs): without a recorder, then with a
+    StageTimer. Each call's measured time and its stage records are kept."""
+    from d3s_vot.synthetic.scene import SceneConfig, generate_sequence
+    from d3s_vot.weights import random_weights
+
+    seq = generate_sequence(seed=3, num_frames=STAGE_FRAMES + 1, config=SceneConfig(width=320, height=240))
+    tracker = D3STracker(random_weights(0), D3SParams(post_init_cg_iter=2), device="cpu")
+    plain = [tracker.initialize(seq.frames[0], seq.polygons[0])] + [tracker.track(f) for f in seq.frames[1:]]
+    timer = StageTimer(tracker.device)
+    calls = []
+    with tracker.record_stages(timer):
+        for i, frame in enumerate(seq.frames):
+            start = time.perf_counter()
+            result = tracker.initialize(frame, seq.polygons[0]) if i == 0 else tracker.track(frame)
+            calls.append((1000.0 * (time.perf_counter() - start), timer.take(), result))
+    assert tracker.stage_recorder is None
+    return plain, calls
+
+
+@pytest.mark.slow
+def test_every_stage_is_reported_in_order(staged_runs):
+    _, calls = staged_runs
+    init, frames = calls[0], calls[1:]
+    assert [name for name, _ in init[1]] == list(INIT_STAGES)
+    seen = set()
+    for _, stages, _ in frames:
+        names = [name for name, _ in stages]
+        positions = [FRAME_STAGES.index(name) for name in names]         # unknown name: ValueError
+        assert positions == sorted(set(positions)), names              # in the tracker's order, once each
+        assert names[:4] == list(FRAME_STAGES[:4]) and names[-1] == "full_image_mask"    # every frame
+        segm = [name for name in names if name in SEGMENTATION_STAGES]
+        assert segm in ([], list(SEGMENTATION_STAGES))                 # the segmentation runs whole or not
+        seen.update(names)
+    assert seen == set(FRAME_STAGES)
+    assert "filter_update" in [name for name, _ in frames[9][1]]        # frame_num 11
+    for call_ms, stages, _ in calls:
+        assert 0 < sum(ms for _, ms in stages) <= call_ms
+    assert sum(ms for _, stages, _ in calls for _, ms in stages) >= 0.8 * sum(call_ms for call_ms, _, _ in calls)
+
+
+@pytest.mark.slow
+def test_a_recorder_does_not_change_the_results(staged_runs):
+    plain, calls = staged_runs
+    recorded = [result for _, _, result in calls]
+    assert plain[0] is None and recorded[0] is None
+    for a, b in zip(plain[1:], recorded[1:]):
+        for name in a.__dataclass_fields__:
+            x, y = getattr(a, name), getattr(b, name)
+            assert (np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y), name

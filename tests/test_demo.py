@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from d3s_vot import demo
-from d3s_vot.demo import DemoConfig, DemoError, WeightsChoice, eao_interval, got10k_frames_for, main
+from d3s_vot.tools import demo
+from d3s_vot.tools.demo import DemoConfig, DemoError, WeightsChoice, eao_interval, got10k_frames_for, main
 
 
 @pytest.fixture
@@ -150,8 +150,8 @@ def test_demo_end_to_end_with_random_weights(tmp_path, no_weights, capsys):
         assert 0.0 <= vot[key] <= 1.0, key
     assert vot["failures_per_sequence"] >= 0 and vot["fps"] > 0
     # the numbers are the toolkits': the analysis file, an independent legacy-EAO computation
-    from d3s_vot.legacy_eao import workspace_legacy_eao
-    from d3s_vot.report import parse_vot_analysis
+    from d3s_vot.integrations.vot.legacy_eao import workspace_legacy_eao
+    from d3s_vot.tools.report import parse_vot_analysis
 
     ws = out / "vot_workspace"
     analysis = parse_vot_analysis(json.loads((ws / "analysis" / "demo.json").read_text()), "D3S", "demo.json")

@@ -10,8 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from d3s_vot.benchmarks.fps import read_time_file, summarize_times
-from d3s_vot.got10k_eval import main
+from d3s_vot.integrations.box_runner.fps import read_time_file, summarize_times
+from d3s_vot.integrations.got10k.evaluate import main
 from d3s_vot.synthetic.got10k import HIDDEN_DIR, cover_levels, write_got10k
 
 W, H, FRAMES = 128, 96, 12
@@ -150,11 +150,11 @@ def test_test_subset_writes_the_server_zip(dataset, tmp_path, capsys):
 def test_adapter_with_the_toolkit_run_gives_our_records(dataset, tmp_path):
     from got10k.experiments import ExperimentGOT10k
 
-    from d3s_vot.benchmarks.got10k_adapter import Got10kTracker
-    from d3s_vot.benchmarks.trackers import StaticTracker
+    from d3s_vot.integrations.got10k.adapter import Got10kTracker
+    from d3s_vot.integrations.box_runner.trackers import StaticBoxTracker
 
     run_eval(dataset, tmp_path, "--subset", "val", "--tracker", "static")
-    adapter = Got10kTracker(StaticTracker(), "StaticToolkit")
+    adapter = Got10kTracker(StaticBoxTracker(), "StaticToolkit")
     assert adapter.is_deterministic
     experiment = ExperimentGOT10k(str(dataset), subset="val", result_dir=str(tmp_path / "toolkit"),
                                   report_dir=str(tmp_path / "toolkit_reports"))
@@ -200,6 +200,13 @@ def test_option_mistakes_are_clear_errors(dataset, tmp_path, capsys):
     assert main(base + ["--weights", str(tmp_path / "missing.safetensors")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: weights file not found: {tmp_path / 'missing.safetensors'}")
+    # these two ended in tracebacks before the runners used the one tracker factory
+    assert main(base + ["--random-weights", "0", "--dtype", "float16"]) == 2
+    assert capsys.readouterr().err == \
+        "error: --dtype: dtype 'float16' is not supported by D3S: use float32 or float64\n"
+    assert main(base + ["--random-weights", "0", "--device", "cuda:7"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device: device 'cuda:7' requested but ") and err.count("\n") == 1
 
 
 @pytest.mark.slow

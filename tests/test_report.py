@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from d3s_vot.report import (ReportError, build_report, load_references, main, parse_vot_analysis, render_html,
+from d3s_vot.tools.report import (ReportError, build_report, load_references, main, parse_vot_analysis, render_html,
                             render_markdown)
 from d3s_vot.synthetic.scene import SceneConfig
 from d3s_vot.synthetic.vot import write_vot
@@ -135,7 +135,7 @@ def test_vot_table_from_a_workspace(tmp_path):
     markdown = render_markdown(report)
     rows = table(markdown, "VOT2018: D3S")
     # legacy EAO: the ground truth is replayed (overlap 1) except one failure at frame 7 (re-init at 12)
-    from d3s_vot.legacy_eao import workspace_legacy_eao
+    from d3s_vot.integrations.vot.legacy_eao import workspace_legacy_eao
     legacy = workspace_legacy_eao(ws, "D3S", stack="vot2018")
     assert math.isnan(legacy.score)  # the real interval 100..356 is beyond a 20-frame curve
     assert rows["EAO (legacy Matlab definition)"][:5] == ["n/a", "0.489", "n/a", "0.487", "n/a"]
@@ -160,7 +160,7 @@ def test_custom_stack_uses_its_interval_and_has_no_paper_column(tmp_path):
     write_analysis(ws, "a", analysis_json(["D3S"], [[0.62, 1.0, [0.22, 0.62], 20.0]], [0.45], [0.4], [0.55]))
     markdown = render_markdown(build_report([ws], tracker="D3S"))
     rows = table(markdown, "VOT custom stack ./stack.yaml: D3S")
-    from d3s_vot.legacy_eao import workspace_legacy_eao
+    from d3s_vot.integrations.vot.legacy_eao import workspace_legacy_eao
     legacy = workspace_legacy_eao(ws, "D3S", low=3, high=16)
     assert 0 < legacy.score < 1
     assert rows["EAO (legacy Matlab definition)"][:2] == [f"{legacy.score:.3f}", "n/a"]

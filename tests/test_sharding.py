@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from d3s_vot.benchmarks.sharding import DistContext, shard
-from d3s_vot.distributed import TorchrunEnvError
-from d3s_vot.got10k_eval import main as got10k_main
+from d3s_vot.integrations.box_runner.sharding import DistContext, shard
+from d3s_vot.common.distributed import TorchrunEnvError
+from d3s_vot.integrations.got10k.evaluate import main as got10k_main
 from d3s_vot.synthetic.got10k import write_got10k
 from d3s_vot.synthetic.trackingnet import write_trackingnet
-from d3s_vot.trackingnet_eval import main as trackingnet_main
+from d3s_vot.integrations.trackingnet.evaluate import main as trackingnet_main
 
 SEQS = 5
 

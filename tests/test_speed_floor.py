@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from d3s_vot.speed_floor import counted_flops, dcf_floors, floor_ms, matmul_peak_gflops
+from d3s_vot.tools.compute_floors import counted_flops, dcf_floors, floor_ms, matmul_peak_gflops
 from d3s_vot.tracker import dcf
 
 

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from d3s_vot import track
-from d3s_vot.io_utils import find_sequence, natural_key, read_frame
+from d3s_vot.tools import track
+from d3s_vot.common.io_utils import find_sequence, natural_key, read_frame
 
 
 def write_frames(folder: Path, frames, names=None, ext=".jpg"):
@@ -63,8 +63,7 @@ class StubTracker:
 def stub(monkeypatch):
     """Run the CLI with the stub tracker and without loading weights."""
     tracker = StubTracker()
-    monkeypatch.setattr(track, "make_tracker", lambda weights, params, device, dtype: tracker)
-    monkeypatch.setattr(track, "load_job_weights", lambda args: None)
+    monkeypatch.setattr(track, "make_tracker", lambda spec: tracker)
     return tracker
 
 
@@ -234,7 +233,9 @@ def test_errors_options(tmp_path, seq_dir, stub, capsys):
 
 
 def test_missing_weights_error(tmp_path, seq_dir, capsys, monkeypatch):
-    monkeypatch.setattr(track, "make_tracker", lambda *a: pytest.fail("no tracker without weights"))
+    import d3s_vot.tracker
+
+    monkeypatch.setattr(d3s_vot.tracker, "D3STracker", lambda *a, **k: pytest.fail("no tracker without weights"))
     missing = tmp_path / "d3s.safetensors"
     expect_error(capsys, f"weights file not found: {missing} (SegmNet.pth.tar is the authors'", seq_dir,
                  "--out", tmp_path / "o.txt", "--weights", missing)

@@ -116,8 +116,8 @@ def test_every_frame_matches_original(run64, tracker_ref):
         else:
             np.testing.assert_allclose(fr["segm_region"], ref_region[~np.isnan(ref_region)], atol=1e-6, err_msg=where)
         n = z[f"{mode}/output_len"][i]
-        assert r.region.size == n, where
-        np.testing.assert_allclose(r.region, z[f"{mode}/output"][i][:n], atol=1e-6, err_msg=where)
+        assert r.original_output.size == n, where
+        np.testing.assert_allclose(r.original_output, z[f"{mode}/output"][i][:n], atol=1e-6, err_msg=where)
         assert fr["memory_slot"] == z[f"{mode}/memory_slot"][i], where
         if fr["memory_slot"] >= 0:
             np.testing.assert_allclose(fr["train_label"].numpy()[0, 0], z[f"{mode}/train_label"][i], atol=1e-10,

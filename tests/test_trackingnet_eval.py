@@ -12,7 +12,7 @@ import pytest
 
 from d3s_vot.synthetic.got10k import HIDDEN_DIR
 from d3s_vot.synthetic.trackingnet import write_trackingnet
-from d3s_vot.trackingnet_eval import main
+from d3s_vot.integrations.trackingnet.evaluate import main
 
 W, H, FRAMES = 128, 96, 12
 TRAIN = ["syn00000000_0", "syn00000001_0"]
@@ -72,7 +72,7 @@ def test_synthetic_layout(dataset):
 
 
 def test_frames_are_sorted_numerically(tmp_path):
-    from d3s_vot.benchmarks.trackingnet_data import load_chunk
+    from d3s_vot.integrations.trackingnet.dataset import load_chunk
     write_trackingnet(tmp_path, chunks=("TRAIN_3",), sequences=1, frames=11, width=64, height=48)
     seq, = load_chunk(tmp_path, "TRAIN_3")
     assert [p.rsplit("/", 1)[1] for p in seq.frame_files] == [f"{i}.jpg" for i in range(11)]   # 10 after 9

@@ -6,8 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from d3s_vot.benchmarks.boxio import BenchmarkError
-from d3s_vot.benchmarks.trackingnet_metrics import (NORM_PRECISION_X, PRECISION_X, SUCCESS_X, area_under,
+from d3s_vot.integrations.box_runner.boxio import BenchmarkError
+from d3s_vot.integrations.trackingnet.metrics import (NORM_PRECISION_X, PRECISION_X, SUCCESS_X, area_under,
                                                     score, score_files, sequence_curves)
 
 GT = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], dtype=float)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from d3s_vot.legacy_eao import workspace_legacy_eao
+from d3s_vot.integrations.vot.legacy_eao import workspace_legacy_eao
 from d3s_vot.synthetic.scene import SceneConfig
 from d3s_vot.synthetic.vot import write_vot
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from d3s_vot.legacy_eao import Run, eao_score, expected_overlap_curve, legacy_eao, run_fragments, workspace_legacy_eao
+from d3s_vot.integrations.vot.legacy_eao import Run, eao_score, expected_overlap_curve, legacy_eao, run_fragments, workspace_legacy_eao
 from d3s_vot.synthetic.vot import write_vot
 
 nan = float("nan")

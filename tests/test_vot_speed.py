@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from d3s_vot.vot_speed import speed_report
+from d3s_vot.integrations.vot.toolkit_fps import speed_report
 
 POLY = "1,1,5,1,5,5,1,5"
 

@@ -19,7 +19,7 @@ from trax.image import FileImage
 from trax.region import Mask, Polygon, Rectangle
 
 from d3s_vot.synthetic.vot import write_vot
-from d3s_vot.vot_tracker import EntryConfig, EntryError, parse_param_overrides
+from d3s_vot.integrations.vot.trax_entry import EntryConfig, EntryError, parse_param_overrides
 
 
 @pytest.fixture(scope="module")
@@ -156,13 +156,14 @@ def test_bad_params_fail_before_the_handshake():
 def test_param_overrides_keep_commas_inside_values():
     assert parse_param_overrides("") == {}
     assert parse_param_overrides("a=1, b_c=(1, 2),d = x") == {"a": "1", "b_c": "(1, 2)", "d": "x"}
-    with pytest.raises(EntryError, match="is not name=value"):
+    with pytest.raises(EntryError, match=r"^D3S_PARAMS item .novalue.: expected NAME=VALUE$"):
         parse_param_overrides("novalue")
 
 
 def test_config_from_env_validates():
     config = EntryConfig.from_env({"D3S_RANDOM_WEIGHTS": "3", "D3S_OUTPUT": "MASK", "D3S_PARAMS": "cg_iter=7"})
-    assert (config.random_weights_seed, config.output, dict(config.param_overrides)) == (3, "mask", {"cg_iter": "7"})
+    assert (config.tracker.random_weights_seed, config.output, dict(config.tracker.params)) == \
+        (3, "mask", {"cg_iter": "7"})
     assert EntryConfig.from_env({}) == EntryConfig()
     with pytest.raises(EntryError, match="D3S_OUTPUT='box' is not one of polygon, mask, rectangle"):
         EntryConfig.from_env({"D3S_OUTPUT": "box"})

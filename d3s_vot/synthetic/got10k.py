@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from d3s_vot.benchmarks.boxio import format_rows
-from d3s_vot.io_utils import atomic_write_text
+from d3s_vot.integrations.box_runner.boxio import format_rows
+from d3s_vot.common.io_utils import atomic_write_text
 from d3s_vot.synthetic.scene import SceneConfig, SyntheticSequence, generate_sequence
 
 SUBSET_TITLES = {"train": "Train", "val": "Val", "test": "Test"}

@@ -17,8 +17,8 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from d3s_vot.benchmarks.boxio import format_rows
-from d3s_vot.io_utils import atomic_write_text
+from d3s_vot.integrations.box_runner.boxio import format_rows
+from d3s_vot.common.io_utils import atomic_write_text
 from d3s_vot.synthetic.got10k import HIDDEN_DIR, groundtruth_boxes, write_frames
 from d3s_vot.synthetic.scene import SceneConfig, generate_sequence
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from d3s_vot.io_utils import atomic_write_text
+from d3s_vot.common.io_utils import atomic_write_text
 from d3s_vot.synthetic.scene import TAG_NAMES, SceneConfig, generate_sequence
 
 FPS = 30

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from d3s_vot.io_utils import atomic_write_text
+from d3s_vot.common.io_utils import atomic_write_text
 from d3s_vot.synthetic.scene import SceneConfig, generate_sequence
 
 JPEG_QUALITY = 90

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 
+from ..devices import resolve_device
 from ..model import ResNet50Trunk, SegmNet, fold_batchnorm
 from ..model.fused_trunk import fused_trunk
 from ..params import D3SParams
@@ -26,15 +27,7 @@ from .localize import localize
 from .regions import InitRegion, parse_region
 from .result import TrackResult
 from .segmentation import SegmentationMemory, Segmenter
-
-
-def resolve_device(device: Optional[str | torch.device]) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available; use device='cpu' or None")
-    return dev
+from .stages import StageHook, StageRecorder
 
 
 @contextlib.contextmanager
@@ -148,7 +141,10 @@ class D3STracker:
             if dcf_fused is not None and segm_fused is not None:
                 self.dcf_net, self.segm_net.feature_extractor = dcf_fused, segm_fused
                 self.fused = True
-        self.segmenter = Segmenter(self.segm_net, self.params, self.device, dtype, self.memory_format)
+        # optional profiling hooks (d3s_vot.tracker.stages): no recorder, the default, records nothing
+        self._stage = StageHook()
+        self.segmenter = Segmenter(self.segm_net, self.params, self.device, dtype, self.memory_format,
+                                   stage=self._stage)
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(IMAGENET_MEAN, dtype=dtype, device=self.device).view(shape)
         self._std = torch.tensor(IMAGENET_STD, dtype=dtype, device=self.device).view(shape)
@@ -160,6 +156,26 @@ class D3STracker:
     @property
     def initialized(self) -> bool:
         return self._state is not None
+
+    @property
+    def stage_recorder(self) -> Optional[StageRecorder]:
+        """Where ``initialize`` and ``track`` report their stages (:mod:`d3s_vot.tracker.stages`);
+        None (the default): nowhere."""
+        return self._stage.recorder
+
+    @stage_recorder.setter
+    def stage_recorder(self, recorder: Optional[StageRecorder]) -> None:
+        self._stage.recorder = recorder
+
+    @contextlib.contextmanager
+    def record_stages(self, recorder: Optional[StageRecorder]) -> Iterator[Optional[StageRecorder]]:
+        """Report the named steps of ``initialize`` and ``track`` to ``recorder`` (see
+        :mod:`d3s_vot.tracker.stages`) inside the ``with`` block; the previous recorder afterwards."""
+        previous, self.stage_recorder = self.stage_recorder, recorder
+        try:
+            yield recorder
+        finally:
+            self.stage_recorder = previous
 
     def _image_tensor(self, image: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(image).to(self.device).permute(2, 0, 1).unsqueeze(0).to(self.dtype)
@@ -196,43 +212,55 @@ class D3STracker:
         feat_sz = sample // stride
         if self._window is None or self._window.shape[-1] != sample:
             self._window = output_window(sample, self.device, self.dcf_dtype)
-        im = self._image_tensor(image)
+        with self._stage("image_to_tensor"):
+            im = self._image_tensor(image)
 
         # augmented first-frame samples
-        augs = build_augmentations(sample, p.aug_relative_shifts, p.aug_fliplr, p.aug_blurs, p.aug_rotations) \
-            if p.use_augmentation else build_augmentations(sample, (), False, (), ())
-        expansion = int(sample * p.augmentation_expansion_factor)
-        expansion += (expansion - sample) % 2
-        centre = [round_half_even(pos[0]), round_half_even(pos[1])]
-        patch = dcf_patch(im, centre, target_scale * expansion, expansion)
-        feats = self._dcf_features(apply_augmentations(patch, augs, sample)).to(self.dcf_dtype)
-        projection = dcf.pca_projection(feats, p.compressed_dim, cov_dtype=self.dtype)
+        with self._stage("augmentation"):
+            augs = build_augmentations(sample, p.aug_relative_shifts, p.aug_fliplr, p.aug_blurs, p.aug_rotations) \
+                if p.use_augmentation else build_augmentations(sample, (), False, (), ())
+            expansion = int(sample * p.augmentation_expansion_factor)
+            expansion += (expansion - sample) % 2
+            centre = [round_half_even(pos[0]), round_half_even(pos[1])]
+            patch = dcf_patch(im, centre, target_scale * expansion, expansion)
+            samples = apply_augmentations(patch, augs, sample)
+        with self._stage("trunk_batch"):
+            feats = self._dcf_features(samples).to(self.dcf_dtype)
+        with self._stage("pca"):
+            projection = dcf.pca_projection(feats, p.compressed_dim, cov_dtype=self.dtype)
 
         # labels: Gaussian at the target centre, moved by the translations
-        sigma = math.sqrt((feat_sz / sample * base[0]) * (feat_sz / sample * base[1])) * p.output_sigma_factor
-        kernel_offset = 0.5 * ((p.kernel_size + 1) % 2)
-        centre_norm = [(pos[i] - centre[i]) / (target_scale * sample) for i in range(2)]
-        labels = torch.stack([
-            dcf.gaussian_label(feat_sz, sigma, [feat_sz * centre_norm[i] + kernel_offset + a.shift[i] / sample * feat_sz
-                                                for i in range(2)], self.dcf_dtype, self.device)
-            for a in augs]).unsqueeze(1)
+        with self._stage("labels"):
+            sigma = math.sqrt((feat_sz / sample * base[0]) * (feat_sz / sample * base[1])) * p.output_sigma_factor
+            kernel_offset = 0.5 * ((p.kernel_size + 1) % 2)
+            centre_norm = [(pos[i] - centre[i]) / (target_scale * sample) for i in range(2)]
+            labels = torch.stack([
+                dcf.gaussian_label(feat_sz, sigma, [feat_sz * centre_norm[i] + kernel_offset
+                                                    + a.shift[i] / sample * feat_sz for i in range(2)],
+                                   self.dcf_dtype, self.device)
+                for a in augs]).unsqueeze(1)
 
         filt = feats.new_zeros(1, p.compressed_dim, p.kernel_size, p.kernel_size)
         problem = dcf.JointProblem(feats, labels, 1.0 / feats.shape[0], p.filter_reg, p.projection_reg,
                                    p.response_activation_alpha)
         if p.init_gn_iter > 0:
-            filt, projection = dcf.joint_gauss_newton(problem, filt, projection, p.init_gn_iter,
-                                                      p.init_cg_iter // p.init_gn_iter)
-        memory = dcf.SampleMemory(p.sample_memory_size, p.compressed_dim, feat_sz, self.dcf_dtype, self.device)
-        memory.init(dcf.project(feats, projection), labels)
+            with self._stage("joint_gauss_newton"):
+                filt, projection = dcf.joint_gauss_newton(problem, filt, projection, p.init_gn_iter,
+                                                          p.init_cg_iter // p.init_gn_iter)
+        with self._stage("memory_init"):
+            memory = dcf.SampleMemory(p.sample_memory_size, p.compressed_dim, feat_sz, self.dcf_dtype, self.device)
+            memory.init(dcf.project(feats, projection), labels)
         if p.post_init_cg_iter > 0:
-            filt = dcf.filter_gauss_newton_step(filt, memory.samples, memory.labels, memory.weights, p.filter_reg,
-                                                p.response_activation_alpha, p.post_init_cg_iter, memory.active)
+            with self._stage("post_init_filter_update"):
+                filt = dcf.filter_gauss_newton_step(filt, memory.samples, memory.labels, memory.weights,
+                                                    p.filter_reg, p.response_activation_alpha, p.post_init_cg_iter,
+                                                    memory.active)
 
         segm = None
         vos = init.mask is not None
         if p.use_segmentation or vos:
-            segm = self.segmenter.initialize(image, init.box_xywh, init.polygon, init.size_hw, init.mask)
+            with self._stage("segmentation_init"):
+                segm = self.segmenter.initialize(image, init.box_xywh, init.polygon, init.size_hw, init.mask)
         self.debug = {"init_labels": labels, "init_samples": memory.samples[:feats.shape[0]].clone(),
                       "projection": projection, "filter": filt.clone(), "sigma": sigma,
                       "init_target_scale": target_scale, "base_target_sz": list(base)}
@@ -272,14 +300,19 @@ class D3STracker:
         st.frame_num += 1
         sample_pos = list(st.pos)
         sample_scale = st.target_scale
-        im = self._image_tensor(image)
-        patch = dcf_patch(im, sample_pos, sample_scale * st.sample_size, st.sample_size)
-        test_x = dcf.project(self._dcf_features(patch).to(self.dcf_dtype), st.projection)
-        scores_raw = dcf.correlate(test_x, st.filter)
-        scores = upsample_scores(scores_raw[0, 0], st.sample_size) * self._window
-        neighbourhood = (p.target_neighborhood_scale * st.target_sz[0] / st.target_scale,
-                         p.target_neighborhood_scale * st.target_sz[1] / st.target_scale)
-        loc = localize(scores, neighbourhood, p)
+        with self._stage("image_to_tensor"):
+            im = self._image_tensor(image)
+        with self._stage("dcf_crop"):
+            patch = dcf_patch(im, sample_pos, sample_scale * st.sample_size, st.sample_size)
+        with self._stage("dcf_trunk"):
+            feats = self._dcf_features(patch).to(self.dcf_dtype)
+        with self._stage("dcf_localize"):
+            test_x = dcf.project(feats, st.projection)
+            scores_raw = dcf.correlate(test_x, st.filter)
+            scores = upsample_scores(scores_raw[0, 0], st.sample_size) * self._window
+            neighbourhood = (p.target_neighborhood_scale * st.target_sz[0] / st.target_scale,
+                             p.target_neighborhood_scale * st.target_sz[1] / st.target_scale)
+            loc = localize(scores, neighbourhood, p)
         translation = [loc.displacement[i] * 1.0 * st.target_scale for i in range(2)]
         new_pos = [sample_pos[i] + translation[i] for i in range(2)]
 
@@ -314,14 +347,16 @@ class D3STracker:
         slot, label = -1, None
         hard_negative = loc.flag == "hard_negative"
         if uncert < p.tracking_uncertainty_thr:
-            label = self._label(st, sample_pos, sample_scale)
-            lr = p.hard_negative_learning_rate if hard_negative else p.learning_rate
-            slot = st.memory.insert(test_x, label, lr)
+            with self._stage("memory_update"):
+                label = self._label(st, sample_pos, sample_scale)
+                lr = p.hard_negative_learning_rate if hard_negative else p.learning_rate
+                slot = st.memory.insert(test_x, label, lr)
         cg = p.hard_negative_cg_iter if hard_negative else (p.cg_iter if (st.frame_num - 1) % p.train_skipping == 0 else 0)
         if cg > 0:
-            st.filter = dcf.filter_gauss_newton_step(st.filter, st.memory.samples, st.memory.labels,
-                                                     st.memory.weights, p.filter_reg, p.response_activation_alpha,
-                                                     cg, st.memory.active)
+            with self._stage("filter_update"):
+                st.filter = dcf.filter_gauss_newton_step(st.filter, st.memory.samples, st.memory.labels,
+                                                         st.memory.weights, p.filter_reg,
+                                                         p.response_activation_alpha, cg, st.memory.active)
 
         self.debug = {"sample_pos": sample_pos, "test_sample": test_x, "scores_raw": scores_raw,
                       "translation_vec": translation, "memory_slot": slot, "train_label": label,
@@ -349,12 +384,14 @@ class D3STracker:
         else:
             polygon = None
             box = region - np.array([1.0, 1.0, 0.0, 0.0]) if used_segm else region.copy()
-        mask = self._full_mask(st, image.shape[:2], seg if used_segm else None, polygon, box)
+        with self._stage("full_image_mask"):
+            mask = self._full_mask(st, image.shape[:2], seg if used_segm else None, polygon, box)
         if loc.flag == "not_found" or not math.isfinite(max_score):
             score = 0.0
         else:
             score = float(min(max(max_score / history_mean, 0.0), 1.0)) if history_mean > 0 else 0.0
-        return TrackResult(box=box, polygon=polygon, mask=mask, score=score, region=region,
+        return TrackResult(box=box, polygon=polygon, mask=mask, score=score, region=region.copy() if region.size == 8 else box.copy(),
+                           original_output=region,
                            position=np.array(st.pos), target_size=np.array(st.target_sz), scale=float(st.target_scale),
                            flag=loc.flag, uncertainty=float(st.uncertainty), max_score=float(max_score),
                            segmentation_used=used_segm)

@@ -20,10 +20,12 @@ class TrackResult:
     score: confidence in ``[0, 1]``: the DCF peak relative to the running mean of recent peaks,
         ``clip(max_score / mean(score history), 0, 1)`` (the inverse of D3S's uncertainty, defined
         from the first frame on), and 0 when the target was not found.
-    region: exactly what the original tracker returned: 8 numbers (polygon mode, from the
-        segmentation), 4 numbers ``[min x + 1, min y + 1, w, h]`` (box mode, from the segmentation;
-        1-based like the original's interface) or the 0-based fallback box ``[x, y, w, h]`` from the
-        DCF state when the segmentation was not used.
+    region: the reported region, 0-based: the 8 polygon numbers when the segmentation's rotated
+        rectangle gave this frame's output, else the 4 numbers of ``box``.
+    original_output: exactly what the original tracker returned, for parity checks: 8 numbers
+        (polygon mode, from the segmentation), 4 numbers ``[min x + 1, min y + 1, w, h]`` (box mode,
+        from the segmentation; 1-based like the original's interface) or the 0-based fallback box
+        ``[x, y, w, h]`` from the DCF state when the segmentation was not used.
     """
 
     box: np.ndarray
@@ -31,6 +33,7 @@ class TrackResult:
     mask: np.ndarray
     score: float
     region: np.ndarray
+    original_output: np.ndarray
     # internals for tests and analysis
     position: np.ndarray          # (y, x) after the frame
     target_size: np.ndarray       # (h, w) after the frame

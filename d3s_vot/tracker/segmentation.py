@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Any, Callable, ContextManager, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -14,6 +14,7 @@ from ..params import D3SParams
 from .bbox_fit import MIN_CONTOUR_AREA, external_contours, fit_box_to_mask
 from .crops import centre_distance_map, normalize_segm_crop, segm_crop, segm_crop_window
 from .regions import polygon_to_box
+from .stages import StageHook
 
 
 @dataclass
@@ -46,20 +47,29 @@ def _to_tensor(array: np.ndarray, device, dtype) -> torch.Tensor:
 
 
 class Segmenter:
-    """Runs the segmentation network on crops centred on the DCF estimate."""
+    """Runs the segmentation network on crops centred on the DCF estimate.
+
+    ``stage``: the tracker's stage function (a :class:`~d3s_vot.tracker.stages.StageHook`; default: one
+    without a recorder); ``segment`` runs its steps inside ``stage("segm_crop")``, ``"segm_trunk"``,
+    ``"segm_head"`` and ``"mask_to_box"``."""
 
     def __init__(self, net: SegmNet, params: D3SParams, device: torch.device, dtype: torch.dtype,
-                 memory_format: torch.memory_format = torch.contiguous_format):
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 stage: Optional[Callable[[str], ContextManager[Any]]] = None):
         self.net = net
+        self._stage = stage if stage is not None else StageHook()
         self.memory_format = memory_format
         self.params = params
         self.device = device
         self.dtype = dtype
         self._dist = _to_tensor(centre_distance_map(params.segm_output_sz), device, dtype)[None, None]
 
-    def _features(self, crop: np.ndarray) -> List[torch.Tensor]:
+    def _crop_tensor(self, crop: np.ndarray) -> torch.Tensor:
         x = _to_tensor(normalize_segm_crop(crop), self.device, self.dtype).permute(2, 0, 1).unsqueeze(0)
-        return self.net.extract_backbone_features(x.contiguous(memory_format=self.memory_format))
+        return x.contiguous(memory_format=self.memory_format)
+
+    def _features(self, crop: np.ndarray) -> List[torch.Tensor]:
+        return self.net.extract_backbone_features(self._crop_tensor(crop))
 
     def _probability(self, test_feats, memory: SegmentationMemory) -> np.ndarray:
         logits = self.net.segm_predictor.predict(test_feats, memory.train_embedding, memory.train_mask,
@@ -104,9 +114,24 @@ class Segmenter:
         (each may be None), updating the pixel-count history in ``memory``."""
         p = self.params
         box = [pos_yx[1] - size_hw[1] / 2, pos_yx[0] - size_hw[0] / 2, size_hw[1], size_hw[0]]
-        crop, factor = segm_crop(image, box, p.segm_search_area_factor, p.segm_output_sz)
-        prob = self._probability(self._features(crop), memory)
+        with self._stage("segm_crop"):
+            crop, factor = segm_crop(image, box, p.segm_search_area_factor, p.segm_output_sz)
+            x = self._crop_tensor(crop)
+        with self._stage("segm_trunk"):
+            feats = self.net.extract_backbone_features(x)
+        with self._stage("segm_head"):
+            prob = self._probability(feats, memory)
         out = SegmentationOutput(prob=prob, crop_factor=factor, crop_window=segm_crop_window(box, p.segm_search_area_factor))
+        with self._stage("mask_to_box"):
+            self._mask_to_region(out, pos_yx, memory, rotated, vos, uncertainty, target_scale)
+        return out
+
+    def _mask_to_region(self, out: SegmentationOutput, pos_yx: np.ndarray, memory: SegmentationMemory,
+                        rotated: bool, vos: bool, uncertainty: float, target_scale: float) -> None:
+        """Fill ``out``'s binary mask, region, scale and position from its probability map (each
+        stays None when the mask does not give it)."""
+        p = self.params
+        prob, factor = out.prob, out.crop_factor
         thr = p.vos_segm_mask_thr if vos else p.segm_mask_thr
         binary = (prob > thr).astype(np.uint8)
         contours, areas = external_contours(binary)
@@ -114,7 +139,7 @@ class Segmenter:
             binary = np.zeros(binary.shape, dtype=np.uint8)
             cv2.drawContours(binary, contours, -1, 1, thickness=-1)
         if not areas or max(areas) <= MIN_CONTOUR_AREA:
-            return out
+            return
         contour = contours[int(np.argmax(areas))]
         points = contour.reshape(-1, 2)
         rect = np.reshape(cv2.boxPoints(cv2.minAreaRect(points)), (4, 2))
@@ -156,7 +181,6 @@ class Segmenter:
             else:
                 x1, y1 = np.min(corners[:, 0]), np.min(corners[:, 1])
                 out.region = np.array([x1 + 1, y1 + 1, np.max(corners[:, 0]) - x1 + 1, np.max(corners[:, 1]) - y1 + 1])
-        return out
 
 
 def _side_product(corners: np.ndarray):

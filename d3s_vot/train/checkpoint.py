@@ -30,7 +30,12 @@ from typing import Any
 
 import torch
 
-FORMAT = "d3s_vot.train/1"
+# the format is read by d3s_vot.weights (load_weights accepts checkpoints): its constant, detection and
+# weights extraction live there, and this module imports them (never the other way round)
+from d3s_vot.weights import D3SWeights, save_pack
+from d3s_vot.weights.train_checkpoint import TRAIN_FORMAT as FORMAT
+from d3s_vot.weights.train_checkpoint import is_training_checkpoint, stored_weights
+
 CHECKPOINT_GLOB = "checkpoint-epoch*.pth"
 
 
@@ -74,10 +79,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return data
 
 
-def is_training_checkpoint(data: Any) -> bool:
-    return isinstance(data, dict) and data.get("format") == FORMAT
-
-
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The checkpoint of the highest epoch in ``run_dir`` (None when there is none)."""
     found = sorted(Path(run_dir).glob(CHECKPOINT_GLOB))
@@ -92,26 +93,18 @@ def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def load_checkpoint_weights(path: str | Path):
+def load_checkpoint_weights(path: str | Path) -> D3SWeights:
     """The tracker weights (:class:`d3s_vot.weights.D3SWeights`) in a training checkpoint.
 
     ``segm_state`` is the trained segmentation net (its backbone BN statistics as re-estimated during
-    training), ``backbone_state`` the ImageNet ResNet-50 used as the DCF backbone.
+    training), ``backbone_state`` the ImageNet ResNet-50 used as the DCF backbone (see
+    :func:`d3s_vot.weights.train_checkpoint.stored_weights`).
     """
-    from d3s_vot.weights import D3SWeights
-
-    data = load_checkpoint(path)
-    metadata = {str(k): str(v) for k, v in data.get("metadata", {}).items()}
-    metadata.update({"source": "d3s_vot.train", "checkpoint": Path(path).name, "epoch": str(data["epoch"])})
-    segm_state = {k: v for k, v in data["net"].items()}
-    backbone_state = {k: v for k, v in data["backbone_state"].items()}
-    return D3SWeights(segm_state=segm_state, backbone_state=backbone_state, metadata=metadata)
+    return stored_weights(load_checkpoint(path), Path(path).name)
 
 
 def export_weights(checkpoint_path: str | Path, out_path: str | Path) -> Path:
     """Write the single-file weights pack (``d3s.safetensors``) of a training checkpoint."""
-    from d3s_vot.weights import save_pack
-
     weights = load_checkpoint_weights(checkpoint_path)
     save_pack(weights, out_path)
     return Path(out_path)

@@ -22,7 +22,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from d3s_vot.distributed import DistContext
+from d3s_vot.devices import DeviceError, resolve_device
+from d3s_vot.common.distributed import DistContext
 from d3s_vot.model import SegmNet
 
 from .checkpoint import (FORMAT, atomic_torch_save, checkpoint_name, latest_checkpoint, load_checkpoint,
@@ -98,14 +99,12 @@ def init_distributed(device_hint: Optional[str]) -> DistContext:
 
 
 def pick_device(requested: Optional[str], ctx: DistContext) -> torch.device:
-    if requested is None:
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
+    """The training device (:func:`d3s_vot.devices.resolve_device`: a bare ``cuda`` is this rank's GPU)."""
+    try:
+        device = resolve_device(requested, rank=ctx.local_rank)
+    except DeviceError as exc:
+        raise TrainingError(str(exc)) from None
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingError(f"device {requested!r} requested but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
     return device
 

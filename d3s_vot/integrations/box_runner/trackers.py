@@ -4,20 +4,21 @@ The baselines are real code paths used by the tests and useful as sanity checks 
 scorer: ``oracle`` replays the ground truth (every metric must come out perfect) and ``static``
 repeats the initial box (the constant-box lower bound, like got10k's ``IdentityTracker``).
 
-A :class:`TrackerSpec` is a plain picklable description, so ``spawn`` worker processes can build
+A :class:`RunnerTrackerSpec` is a plain picklable description, so ``spawn`` worker processes can build
 their own tracker from it.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Protocol, Tuple
 
 import numpy as np
 
-from .boxio import BenchmarkError, read_boxes
+from d3s_vot.devices import synchronize
+from d3s_vot.factory import TrackerBuildError, TrackerSpec, build_tracker
+from d3s_vot.integrations.box_runner.boxio import BenchmarkError, read_boxes
 
 TRACKER_KINDS = ("d3s", "oracle", "static")
 
@@ -31,17 +32,16 @@ class BoxTracker(Protocol):
 
 
 @dataclass(frozen=True)
-class TrackerSpec:
-    """What to build in each process. ``oracle_gt`` maps sequence name -> full ground-truth file."""
+class RunnerTrackerSpec:
+    """Which tracker a benchmark run uses, built anew in each process (``spawn`` workers included).
+
+    ``d3s``: the D3S tracker's :class:`~d3s_vot.factory.TrackerSpec`; ``oracle_gt`` maps sequence
+    name -> full ground-truth file; ``threads``: torch intra-op threads of each tracking process."""
 
     kind: str = "d3s"
-    weights: Optional[str] = None
-    random_weights: Optional[int] = None
-    device: Optional[str] = None
-    dtype: str = "float32"
-    params: Tuple[Tuple[str, str], ...] = ()
+    d3s: TrackerSpec = TrackerSpec()
     oracle_gt: Tuple[Tuple[str, str], ...] = ()
-    threads: Optional[int] = None     # torch intra-op threads of each tracking process (None: torch's default)
+    threads: Optional[int] = None     # None: torch's default
 
     def default_name(self) -> str:
         """A result-folder name that changes when the configuration does (results are resumed by name)."""
@@ -49,14 +49,15 @@ class TrackerSpec:
             return "Oracle"
         if self.kind == "static":
             return "Static"
-        name = "D3S" if self.random_weights is None else f"D3S_random{self.random_weights}"
-        if self.params:
-            digest = hashlib.sha1(repr(sorted(self.params)).encode()).hexdigest()[:8]
+        seed = self.d3s.random_weights_seed
+        name = "D3S" if seed is None else f"D3S_random{seed}"
+        if self.d3s.params:
+            digest = hashlib.sha1(repr(sorted(self.d3s.params)).encode()).hexdigest()[:8]
             name += f"_p{digest}"
         return name
 
 
-class StaticTracker:
+class StaticBoxTracker:
     """Reports the initial box on every frame."""
 
     def start(self, sequence: str, image: np.ndarray, box: np.ndarray) -> None:
@@ -66,7 +67,7 @@ class StaticTracker:
         return self._box.copy()
 
 
-class OracleTracker:
+class OracleBoxTracker:
     """Replays the ground truth of the sequence being tracked (frame ``i`` gets row ``i``)."""
 
     def __init__(self, gt_files: Dict[str, str]):
@@ -90,72 +91,37 @@ class OracleTracker:
 
 
 class D3SBoxTracker:
-    """Box-mode D3S; waits for the GPU before returning so that per-frame timings are honest."""
+    """Box-mode D3S; waits for the tracker's device before returning so that per-frame timings are honest."""
 
-    def __init__(self, tracker, device_type: str):
+    def __init__(self, tracker):
         self._tracker = tracker
-        self._cuda = device_type == "cuda"
 
     def start(self, sequence: str, image: np.ndarray, box: np.ndarray) -> None:
         self._tracker.initialize(image, [float(v) for v in box])
-        self._sync()
+        synchronize(self._tracker.device)
 
     def update(self, image: np.ndarray) -> np.ndarray:
         result = self._tracker.track(image)
-        self._sync()
+        synchronize(self._tracker.device)
         return np.asarray(result.box, dtype=np.float64)
 
-    def _sync(self) -> None:
-        if self._cuda:
-            import torch
-            torch.cuda.synchronize()
 
-
-def resolve_device(device: Optional[str]) -> str:
-    """``None`` -> cuda if available else cpu; a bare ``cuda`` under torchrun -> ``cuda:$LOCAL_RANK``."""
-    import torch
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    return device
-
-
-def build_tracker(spec: TrackerSpec) -> BoxTracker:
+def build_box_tracker(spec: RunnerTrackerSpec) -> BoxTracker:
     """Build the tracker a spec describes (loads the D3S weights; errors are :class:`BenchmarkError`)."""
     if spec.kind == "static":
-        return StaticTracker()
+        return StaticBoxTracker()
     if spec.kind == "oracle":
-        return OracleTracker(dict(spec.oracle_gt))
+        return OracleBoxTracker(dict(spec.oracle_gt))
     if spec.kind != "d3s":
         raise BenchmarkError(f"unknown tracker {spec.kind!r}; choose one of {', '.join(TRACKER_KINDS)}")
-    import torch
-    from d3s_vot import D3SParams, D3STracker, load_weights
-    from d3s_vot.runtime import tune_cpu_allocator
+    from d3s_vot.runtime import configure_process
 
-    tune_cpu_allocator()
-    if spec.threads is not None:
-        # on CPU the float summation order, hence the last bits of the boxes, depends on the thread count
-        torch.set_num_threads(spec.threads)
-    from d3s_vot import weights as weights_module
-
+    # on CPU the float summation order, hence the last bits of the boxes, depends on the thread count
+    configure_process(spec.threads)
     try:
-        if spec.random_weights is not None:
-            weights = weights_module.random_weights(spec.random_weights)
-        else:
-            weights = load_weights(spec.weights) if spec.weights else load_weights()
-    except weights_module.WeightsError as exc:
+        return D3SBoxTracker(build_tracker(spec.d3s))
+    except TrackerBuildError as exc:
         raise BenchmarkError(str(exc)) from None
-    try:
-        params = D3SParams().with_overrides(dict(spec.params))
-    except ValueError as exc:
-        raise BenchmarkError(f"--param: {exc}") from None
-    dtype = getattr(torch, spec.dtype, None)
-    if not isinstance(dtype, torch.dtype):
-        raise BenchmarkError(f"--dtype: unknown torch dtype {spec.dtype!r}")
-    device = resolve_device(spec.device)
-    tracker = D3STracker(weights, params=params, device=device, dtype=dtype)
-    return D3SBoxTracker(tracker, torch.device(device).type)
 
 
 def oracle_files(annotations: Iterable[Tuple[str, str, bool]], oracle_gt: Optional[str]) -> Dict[str, str]:

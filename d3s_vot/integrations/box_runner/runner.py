@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..io_utils import atomic_write_text
-from .boxio import BenchmarkError, format_rows, read_boxes
-from .trackers import BoxTracker
+from d3s_vot.common.io_utils import atomic_write_text
+from d3s_vot.integrations.box_runner.boxio import BenchmarkError, format_rows, read_boxes
+from d3s_vot.integrations.box_runner.trackers import BoxTracker
 
 TIME_FORMAT = "%.8f"
 

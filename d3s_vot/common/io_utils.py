@@ -139,7 +139,7 @@ def parse_numbers(text: str, source: str) -> np.ndarray:
     return values
 
 
-def parse_region(text: str, source: str, counts: Sequence[int] = (4, 8)) -> np.ndarray:
+def parse_region_text(text: str, source: str, counts: Sequence[int] = (4, 8)) -> np.ndarray:
     """One region: 4 numbers ``x,y,w,h`` (0-based box) or 8 numbers ``x1,y1,...,x4,y4`` (polygon)."""
     if text.strip().startswith("m"):
         raise InputError(f"{source}: a mask region ({text.strip()[:20]}...) cannot initialise this tool; "
@@ -164,7 +164,7 @@ def read_first_region(path: PathLike) -> np.ndarray:
         raise InputError(f"{path}: cannot read it as text ({exc})") from None
     for number, line in enumerate(lines, start=1):
         if line.strip():
-            return parse_region(line, f"{path}, line {number}")
+            return parse_region_text(line, f"{path}, line {number}")
     raise InputError(f"{path}: empty file, no initial region")
 
 

@@ -7,10 +7,12 @@ import math
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ..io_utils import atomic_write_text
-from ..distributed import TorchrunEnvError
-from .boxio import BenchmarkError
-from .trackers import TRACKER_KINDS, TrackerSpec
+from d3s_vot.common.io_utils import atomic_write_text
+from d3s_vot.common.distributed import TorchrunEnvError
+from d3s_vot.integrations.box_runner.boxio import BenchmarkError
+from d3s_vot.factory import TrackerBuildError, TrackerSpec, check_spec
+from d3s_vot.params import parse_assignments
+from d3s_vot.integrations.box_runner.trackers import TRACKER_KINDS, RunnerTrackerSpec
 
 DEFAULT_WAIT_S = 7 * 24 * 3600.0
 
@@ -47,17 +49,7 @@ def add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--json", metavar="OUT", help="also write the results as JSON to this file")
 
 
-def parse_params(items: Sequence[str]) -> tuple:
-    pairs = []
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise BenchmarkError(f"--param {item!r}: expected NAME=VALUE")
-        pairs.append((name.strip(), value))
-    return tuple(pairs)
-
-
-def tracker_spec(args: argparse.Namespace, oracle_gt: Optional[Dict[str, str]] = None) -> TrackerSpec:
+def tracker_spec(args: argparse.Namespace, oracle_gt: Optional[Dict[str, str]] = None) -> RunnerTrackerSpec:
     """Build the spec from the parsed options (``oracle_gt``: sequence -> ground-truth file)."""
     if args.tracker != "d3s" and (args.weights or args.random_weights is not None or args.param):
         raise BenchmarkError("--weights, --random-weights and --param only apply to --tracker d3s")
@@ -67,20 +59,33 @@ def tracker_spec(args: argparse.Namespace, oracle_gt: Optional[Dict[str, str]] =
         raise BenchmarkError(f"--workers must be at least 1, got {args.workers}")
     if args.threads is not None and args.threads < 1:
         raise BenchmarkError(f"--threads must be at least 1, got {args.threads}")
-    spec = TrackerSpec(kind=args.tracker, weights=args.weights, random_weights=args.random_weights,
-                       device=args.device, dtype=args.dtype, params=parse_params(args.param),
-                       oracle_gt=tuple(sorted((oracle_gt or {}).items())), threads=args.threads)
+    try:
+        overrides = parse_assignments(args.param, "--param")
+    except ValueError as exc:
+        raise BenchmarkError(str(exc)) from None
+    d3s = TrackerSpec(weights=args.weights, random_weights_seed=args.random_weights, device=args.device,
+                      dtype=args.dtype, params=overrides)
+    spec = RunnerTrackerSpec(kind=args.tracker, d3s=d3s, oracle_gt=tuple(sorted((oracle_gt or {}).items())),
+                             threads=args.threads)
     if spec.kind == "d3s":
-        # fail early, before any worker starts, on a bad --param
-        from d3s_vot.params import D3SParams
+        # fail early, before any worker starts, on a bad --param, --dtype or --device
         try:
-            D3SParams().with_overrides(dict(spec.params))
-        except ValueError as exc:
-            raise BenchmarkError(f"--param: {exc}") from None
-    if spec.random_weights is not None:
-        print(f"WARNING: --random-weights {spec.random_weights}: D3S runs with RANDOM, UNTRAINED weights; "
+            check_spec(d3s)
+        except TrackerBuildError as exc:
+            raise BenchmarkError(_option_prefix(exc) + str(exc)) from None
+    if d3s.uses_random_weights:
+        print(f"WARNING: --random-weights {d3s.random_weights_seed}: D3S runs with RANDOM, UNTRAINED weights; "
               "the results are only good for testing the pipeline, not as D3S numbers", file=sys.stderr)
     return spec
+
+
+def _option_prefix(exc: TrackerBuildError) -> str:
+    text = str(exc)
+    if text.startswith("dtype "):
+        return "--dtype: "
+    if text.startswith("device "):
+        return "--device: "
+    return "--param: "
 
 
 def write_json(path: Optional[str], payload: dict) -> None:

@@ -16,7 +16,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .boxio import BenchmarkError, read_boxes
+from d3s_vot.integrations.box_runner.boxio import BenchmarkError, read_boxes
 
 CHUNKS = ("TEST",) + tuple(f"TRAIN_{k}" for k in range(12))
 DOWNLOAD_HINT = ("get TrackingNet with its devkit (https://github.com/SilvioGiancola/TrackingNet-devkit) or make "

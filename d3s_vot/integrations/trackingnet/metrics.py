@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .boxio import BenchmarkError, parse_box_lines, read_boxes
+from d3s_vot.integrations.box_runner.boxio import BenchmarkError, parse_box_lines, read_boxes
 
 NUM_THRESHOLDS = 21
 SUCCESS_X = np.linspace(0, 1, NUM_THRESHOLDS)

@@ -11,7 +11,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from .boxio import BenchmarkError, read_boxes
+from d3s_vot.integrations.box_runner.boxio import BenchmarkError, read_boxes
 
 SUBSETS = ("train", "val", "test")
 DOWNLOAD_HINT = "get GOT-10k from http://got-10k.aitestunion.com/downloads (or make a synthetic one with " \

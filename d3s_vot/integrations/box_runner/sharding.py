@@ -23,10 +23,10 @@ from typing import List, Sequence, TypeVar
 
 from tqdm import tqdm
 
-from ..distributed import DistContext
-from .boxio import BenchmarkError
-from .runner import JobOutcome, SequenceJob, missing_records, run_job
-from .trackers import BoxTracker, TrackerSpec, build_tracker
+from d3s_vot.common.distributed import DistContext
+from d3s_vot.integrations.box_runner.boxio import BenchmarkError
+from d3s_vot.integrations.box_runner.runner import JobOutcome, SequenceJob, missing_records, run_job
+from d3s_vot.integrations.box_runner.trackers import BoxTracker, RunnerTrackerSpec, build_box_tracker
 
 T = TypeVar("T")
 
@@ -45,7 +45,7 @@ def threads_per_worker(workers: int) -> int:
 _worker_state: dict = {}
 
 
-def _init_worker(spec: TrackerSpec) -> None:
+def _init_worker(spec: RunnerTrackerSpec) -> None:
     os.environ["OMP_NUM_THREADS"] = str(spec.threads)
     os.environ["MKL_NUM_THREADS"] = str(spec.threads)
     _worker_state["spec"] = spec
@@ -54,11 +54,11 @@ def _init_worker(spec: TrackerSpec) -> None:
 def _run_in_worker(job: SequenceJob) -> JobOutcome:
     tracker = _worker_state.get("tracker")
     if tracker is None:
-        tracker = _worker_state["tracker"] = build_tracker(_worker_state["spec"])
+        tracker = _worker_state["tracker"] = build_box_tracker(_worker_state["spec"])
     return run_job(tracker, job)
 
 
-def run_jobs(spec: TrackerSpec, jobs: Sequence[SequenceJob], workers: int = 1, progress: bool = True,
+def run_jobs(spec: RunnerTrackerSpec, jobs: Sequence[SequenceJob], workers: int = 1, progress: bool = True,
              desc: str = "sequences") -> List[JobOutcome]:
     """Run every unfinished job, in this process (``workers <= 1``) or in a spawn pool."""
     todo = [job for job in jobs if not job.is_done()]
@@ -68,7 +68,7 @@ def run_jobs(spec: TrackerSpec, jobs: Sequence[SequenceJob], workers: int = 1, p
         if not todo:
             return outcomes
         if workers <= 1:
-            tracker: BoxTracker = build_tracker(spec)
+            tracker: BoxTracker = build_box_tracker(spec)
             for job in todo:
                 outcomes.append(run_job(tracker, job, progress=progress))
                 bar.update(1)
@@ -122,7 +122,7 @@ def wait_for_records(jobs: Sequence[SequenceJob], use_barrier: bool, timeout_s: 
         time.sleep(poll_s)
 
 
-def run_sharded(spec: TrackerSpec, jobs: Sequence[SequenceJob], ctx: DistContext, *, workers: int,
+def run_sharded(spec: RunnerTrackerSpec, jobs: Sequence[SequenceJob], ctx: DistContext, *, workers: int,
                 wait_timeout: float, progress: bool, desc: str) -> bool:
     """Run this rank's share of ``jobs`` (with ``workers`` local processes). Returns True on rank 0
     once every rank's records exist (the caller then reports), False on the other ranks."""

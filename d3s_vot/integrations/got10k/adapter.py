@@ -1,7 +1,7 @@
 """D3S (or a baseline) as a ``got10k.trackers.Tracker``, for use with the official toolkit directly.
 
     from got10k.experiments import ExperimentGOT10k
-    tracker = make_got10k_tracker(TrackerSpec(weights="d3s.safetensors"))
+    tracker = make_got10k_tracker(RunnerTrackerSpec(d3s=TrackerSpec(weights="d3s.safetensors")))
     ExperimentGOT10k(root, "val", result_dir=os.path.abspath("results")).run(tracker)
 
 The toolkit hands over PIL RGB images and the initial 0-based ``[x, y, w, h]``; D3S runs in box mode.
@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 from got10k.trackers import Tracker
 
-from .trackers import BoxTracker, TrackerSpec, build_tracker
+from d3s_vot.integrations.box_runner.trackers import BoxTracker, RunnerTrackerSpec, build_box_tracker
 
 
 class Got10kTracker(Tracker):
@@ -40,5 +40,5 @@ def _rgb_array(image) -> np.ndarray:
     return np.asarray(image)
 
 
-def make_got10k_tracker(spec: TrackerSpec, name: Optional[str] = None) -> Got10kTracker:
-    return Got10kTracker(build_tracker(spec), name or spec.default_name())
+def make_got10k_tracker(spec: RunnerTrackerSpec, name: Optional[str] = None) -> Got10kTracker:
+    return Got10kTracker(build_box_tracker(spec), name or spec.default_name())
