@@ -1,4 +1,4 @@
-"""Compute floors (d3s_vot.speed_floor): the counted work of the DCF optimisations is exactly the
+"""Compute floors (d3s_vot.tools.compute_floors): the counted work of the DCF optimisations is exactly the
 products the algorithm runs, so floor = work / peak rate is a valid lower bound on their time."""
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ Runs the real tracker on synthetic sequences and reports, from one run on one ma
   tracker's own timed calls so that both meet the same machine load;
 * per-stage medians of the tracker's real ``initialize`` and ``track`` calls, reported by its stage
   hooks (d3s_vot.tracker.stages), so the table says where the time goes;
-* compute floors of the DCF optimisations (d3s_vot.speed_floor): their matrix-product work, counted
+* compute floors of the DCF optimisations (d3s_vot.tools.compute_floors): their matrix-product work, counted
   inside the tracker's own stages, at this machine's best matrix-product rate.
 
 Numbers are medians after warm-up; on CUDA every timed region is synchronised. See docs/speed.md.
@@ -221,7 +221,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 def measure_peaks(tracker, timer: Timer) -> Dict[str, float]:
     """This machine's best matrix-product GFLOP/s in the tracker's dtype and in its DCF dtype, the
-    rates the compute floors divide by (see d3s_vot.speed_floor)."""
+    rates the compute floors divide by (see d3s_vot.tools.compute_floors)."""
     return {_dtype_name(dtype): matmul_peak_gflops(dtype, tracker.device, lambda fn: timer.measure(fn)[0])
             for dtype in dict.fromkeys((tracker.dtype, tracker.dcf_dtype))}
 
@@ -249,7 +249,7 @@ FRAME_FLOP_STAGES = (UPDATE_STAGE,)
 
 class FlopCounter:
     """A stage recorder (d3s_vot.tracker.stages) that counts the matrix-product work of the chosen
-    stages with torch's ``FlopCounterMode`` (see d3s_vot.speed_floor.counted_flops); the other stages
+    stages with torch's ``FlopCounterMode`` (see d3s_vot.tools.compute_floors.counted_flops); the other stages
     run uninstrumented. ``flops``: stage -> FLOPs of its last call."""
 
     def __init__(self, names: Sequence[str]):

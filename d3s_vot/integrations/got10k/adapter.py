@@ -20,7 +20,7 @@ from d3s_vot.integrations.box_runner.trackers import BoxTracker, RunnerTrackerSp
 
 
 class Got10kTracker(Tracker):
-    """Adapts a :class:`~d3s_vot.benchmarks.trackers.BoxTracker` to the got10k toolkit."""
+    """Adapts a :class:`~d3s_vot.integrations.box_runner.trackers.BoxTracker` to the got10k toolkit."""
 
     def __init__(self, box_tracker: BoxTracker, name: str, is_deterministic: bool = True):
         super().__init__(name=name, is_deterministic=is_deterministic)

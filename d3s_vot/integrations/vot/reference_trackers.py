@@ -6,7 +6,7 @@
   (polygon output scores A = 1, R = 0, AO = 1 on polygon ground truth);
 * ``static``: reports the initialisation region forever (fails whenever the target moves away).
 
-They run through the same server loop as D3S (``d3s_vot.vot_tracker.serve``), so they also exercise its
+They run through the same server loop as D3S (``d3s_vot.integrations.vot.trax_entry.serve``), so they also exercise its
 region handling, error handling and process reuse (``D3S_OUTPUT``, ``D3S_INIT_LOG`` work the same way).
 """
 
