@@ -2,15 +2,19 @@
 
 The defaults are the original D3S defaults (one parameter set for VOT, GOT-10k, TrackingNet); the
 VOS overrides for mask initialisation are applied by the tracker at run time, not stored here.
-Override fields with :func:`dataclasses.replace` or :meth:`D3SParams.with_overrides`.
+Override fields with :func:`dataclasses.replace` or :meth:`D3SParams.with_overrides`. Every
+construction checks every field against :data:`RULES` (and the rules between fields): a bad value
+raises a one-line ``ValueError`` such as ``D3SParams.cg_iter = -5: must be an integer >= 0``.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Dict, Iterable, Mapping, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,19 @@ class D3SParams:
     fold_batchnorm: bool = True             # fold BatchNorm into the convolutions (float32; float64 stays unfolded)
     fused_cpu_trunks: bool = True           # folded trunks on CPU: oneDNN conv+ReLU(+add) calls, prepacked weights
 
+    def __post_init__(self) -> None:
+        """Check every field against :data:`RULES`, then the cross-field rules; a bad value raises
+        ``ValueError("D3SParams.NAME = VALUE: must be ...")`` here, not deep inside a tracker."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            rule = RULES[f.name]
+            if not rule.check(value):
+                raise ValueError(_bad(f.name, value, rule.text))
+        for name, check in _CROSS_RULES:
+            text = check(self)
+            if text is not None:
+                raise ValueError(_bad(name, getattr(self, name), text))
+
     def fast_mode(self) -> "D3SParams":
         """This parameter set with :data:`FAST_MODE` applied (see docs/speed.md)."""
         return self.with_overrides(FAST_MODE)
@@ -99,6 +116,191 @@ class D3SParams:
                 raise ValueError(f"unknown D3SParams field {name!r}; known fields: {', '.join(sorted(fields))}")
             parsed[name] = _parse_value(name, value, getattr(self, name)) if isinstance(value, str) else value
         return dataclasses.replace(self, **parsed)
+
+
+# --- validation --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    """One field's allowed values: ``check(value)`` is true for them, ``text`` says what they are
+    (the end of the error message, after ``must be``)."""
+    check: Callable[[Any], bool]
+    text: str
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    """A finite real number; ints (not bools) count, NaN and infinities do not."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return False
+    return isinstance(v, numbers.Integral) or math.isfinite(v)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def _boolean() -> Rule:
+    return Rule(lambda v: isinstance(v, bool), "a bool (True or False)")
+
+
+def _integer(lo: int, hi: Optional[int] = None) -> Rule:
+    if hi is None:
+        return Rule(lambda v: _is_int(v) and v >= lo, f"an integer >= {lo}")
+    return Rule(lambda v: _is_int(v) and lo <= v <= hi, f"an integer in [{lo}, {hi}]")
+
+
+def _number(lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False) -> Rule:
+    """A finite real number (an int is fine) within the bounds; ``lo_open``: ``> lo`` instead of ``>= lo``."""
+    def check(v: Any) -> bool:
+        return (_is_real(v) and (lo is None or (v > lo if lo_open else v >= lo))
+                and (hi is None or v <= hi))
+    if lo is not None and hi is not None:
+        text = f"a finite number in {'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}]"
+    elif lo is not None:
+        text = f"a finite number {'>' if lo_open else '>='} {_fmt(lo)}"
+    else:
+        text = "a finite number"
+    return Rule(check, text)
+
+
+def _one_of(*choices: str) -> Rule:
+    return Rule(lambda v: isinstance(v, str) and v in choices, "one of " + ", ".join(map(repr, choices)))
+
+
+def _tuple_of(item: Callable[[Any], bool], text: str) -> Rule:
+    return Rule(lambda v: isinstance(v, tuple) and all(item(x) for x in v), text)
+
+
+def _pair(item: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda x: isinstance(x, tuple) and len(x) == 2 and all(item(c) for c in x)
+
+
+_PROBABILITY = _number(0, 1)
+_POSITIVE = _number(0, lo_open=True)
+_NON_NEGATIVE = _number(0)
+_COUNT = _integer(1)
+_ITERATIONS = _integer(0)
+
+#: Channels of the DCF features (ResNet-50 layer3): the PCA projection keeps at most this many.
+DCF_FEATURE_CHANNELS = 1024
+
+#: Every field's rule. Counts that divide, index or size something are >= 1; iteration counts may
+#: be 0 (the tracker skips the step); learning rates and mask thresholds are probabilities.
+RULES: Mapping[str, Rule] = MappingProxyType({
+    # DCF sampling
+    "search_area_scale": _POSITIVE,
+    "image_sample_size": _COUNT,                     # and >= feature_stride (cross rule)
+    "feature_stride": _COUNT,
+    # optimisation
+    "init_gn_iter": _ITERATIONS,                     # 0: no joint Gauss-Newton at init
+    "init_cg_iter": _ITERATIONS,
+    "cg_iter": _ITERATIONS,
+    "post_init_cg_iter": _ITERATIONS,
+    "learning_rate": _PROBABILITY,                   # sample weight; the memory divides by 1 - lr
+    "output_sigma_factor": _POSITIVE,                # Gaussian label width (divides)
+    "kernel_size": _COUNT,
+    "compressed_dim": _integer(1, DCF_FEATURE_CHANNELS),
+    "filter_reg": _POSITIVE,                         # CG preconditioner (divides)
+    "projection_reg": _POSITIVE,                     # CG preconditioner (divides)
+    "response_activation_alpha": _POSITIVE,          # mlu: leaky_relu slope 1 / alpha
+    # sample memory
+    "sample_memory_size": _COUNT,                    # and holds every first-frame sample (cross rule)
+    "train_skipping": _COUNT,                        # frame_num % train_skipping
+    # augmentation
+    "use_augmentation": _boolean(),
+    "augmentation_expansion_factor": _number(1),
+    "aug_relative_shifts": _tuple_of(_pair(_is_real), "a tuple of (dy, dx) pairs of finite numbers"),
+    "aug_fliplr": _boolean(),
+    "aug_blurs": _tuple_of(_pair(lambda s: _is_real(s) and s > 0),
+                           "a tuple of (sigma_y, sigma_x) pairs of finite numbers > 0"),
+    "aug_rotations": _tuple_of(_is_real, "a tuple of finite numbers (degrees)"),
+    # localisation
+    "window_output": _boolean(),
+    "advanced_localization": _boolean(),
+    "target_not_found_threshold": _number(),         # default -1 (any score counts as found)
+    "distractor_threshold": _NON_NEGATIVE,
+    "hard_negative_threshold": _PROBABILITY,
+    "target_neighborhood_scale": _POSITIVE,
+    "displacement_scale": _NON_NEGATIVE,
+    "hard_negative_learning_rate": _PROBABILITY,
+    "hard_negative_cg_iter": _ITERATIONS,
+    # VOT polygon -> box (regions.py implements 'preserve_area' only)
+    "vot_anno_conversion_type": _one_of("preserve_area"),
+    # segmentation
+    "use_segmentation": _boolean(),
+    "segm_search_area_factor": _POSITIVE,
+    "segm_feature_sz": _COUNT,
+    "segm_output_sz": Rule(lambda v: _is_int(v) and v >= 32 and v % 16 == 0,
+                           "an integer multiple of 16, >= 32 (the segmentation network's layer3 stride)"),
+    "segm_scale_estimation": _boolean(),
+    "segm_optimize_polygon": _boolean(),
+    "tracking_uncertainty_thr": _NON_NEGATIVE,
+    "response_budget_sz": _COUNT,                    # 0 would empty the score history (mean of nothing)
+    "uncertainty_segm_scale_thr": _NON_NEGATIVE,
+    "uncertainty_segment_thr": _NON_NEGATIVE,
+    "segm_pixels_ratio": _NON_NEGATIVE,
+    "consider_segm_pixels_ratio": _NON_NEGATIVE,
+    "mask_pixels_budget_sz": _COUNT,                 # 0 would empty the mask-size history
+    "segm_min_scale": _NON_NEGATIVE,
+    "max_rel_scale_ch_thr": _NON_NEGATIVE,
+    "min_scale_change_factor": _POSITIVE,            # and <= max_scale_change_factor (cross rule)
+    "max_scale_change_factor": _POSITIVE,
+    "init_segm_mask_thr": _PROBABILITY,
+    "segm_mask_thr": _PROBABILITY,
+    "vos_min_scale_change_factor": _POSITIVE,        # and <= vos_max_scale_change_factor (cross rule)
+    "vos_max_scale_change_factor": _POSITIVE,
+    "vos_segm_mask_thr": _PROBABILITY,
+    # execution
+    "deterministic": _boolean(),
+    "dcf_float64": _boolean(),
+    "channels_last": _boolean(),
+    "fold_batchnorm": _boolean(),
+    "fused_cpu_trunks": _boolean(),
+})
+
+
+def first_frame_samples(p: "D3SParams") -> int:
+    """How many samples the first frame puts in the DCF memory (identity + augmentations)."""
+    if not p.use_augmentation:
+        return 1
+    return 1 + len(p.aug_relative_shifts) + int(p.aug_fliplr) + len(p.aug_blurs) + len(p.aug_rotations)
+
+
+def _at_most(name: str, other: str) -> Tuple[str, Callable[["D3SParams"], Optional[str]]]:
+    def check(p: "D3SParams") -> Optional[str]:
+        return None if getattr(p, name) <= getattr(p, other) else f"<= {other} ({getattr(p, other)!r})"
+    return name, check
+
+
+def _sample_fits_stride(p: "D3SParams") -> Optional[str]:
+    if p.image_sample_size >= p.feature_stride:
+        return None
+    return f"an integer >= feature_stride ({p.feature_stride!r})"
+
+
+def _memory_holds_first_frame(p: "D3SParams") -> Optional[str]:
+    n = first_frame_samples(p)
+    if p.sample_memory_size >= n:
+        return None
+    return f"an integer >= {n} (the first frame's samples: identity + augmentations)"
+
+
+#: Rules between fields, checked after every field passed its own: (field named in the message,
+#: check returning None when fine, else the end of the message).
+_CROSS_RULES: Tuple[Tuple[str, Callable[["D3SParams"], Optional[str]]], ...] = (
+    ("image_sample_size", _sample_fits_stride),
+    ("sample_memory_size", _memory_holds_first_frame),
+    _at_most("min_scale_change_factor", "max_scale_change_factor"),
+    _at_most("vos_min_scale_change_factor", "vos_max_scale_change_factor"),
+)
+
+
+def _bad(name: str, value: Any, text: str) -> str:
+    return f"D3SParams.{name} = {value!r}: must be {text}"
 
 
 #: Fast mode, off by default: the DCF problems are solved in the trackers' dtype (float32: about 2x

@@ -80,6 +80,17 @@ def test_polygon_init_reports_four_corners_and_reinitialises_in_the_same_process
     assert log.read_text().splitlines()[1].endswith(" 2")
 
 
+def test_triangle_with_a_repeated_vertex_is_its_minimum_area_rectangle(frame):
+    session = Session()
+    session.init(frame, Polygon.create([(10.0, 10.0), (50.0, 10.0), (10.0, 40.0)]))
+    (triangle, _), = session.frame(frame)
+    session.init(frame, Polygon.create([(10.0, 10.0), (10.0, 10.0), (50.0, 10.0), (10.0, 40.0)]))
+    (repeated, _), = session.frame(frame)
+    assert repeated.size() == 4 and [repeated.get(i) for i in range(4)] == [triangle.get(i) for i in range(4)]
+    session.client.quit()
+    assert session.finish()[0] == 0
+
+
 def test_mask_output_is_full_image(frame):
     session = Session(D3S_OUTPUT="mask")
     session.init(frame, Rectangle.create(10, 20, 30, 40))
@@ -103,15 +114,35 @@ def test_mask_init_is_accepted(frame):
     session.finish()
 
 
-@pytest.mark.parametrize("region, message", [
+@pytest.mark.parametrize("region, message, env", [
     (lambda: Polygon.create([(1.0, 2.0), (3.0, 4.0), (5.0, 6.0)]),
-     "error: invalid init polygon [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] (zero area)"),
+     "error: invalid init region: init polygon [1, 2, 3, 4, 5, 6] is degenerate (zero area): its points are collinear",
+     {}),
+    (lambda: Polygon.create([(5.0, 5.0), (5.0, 5.0), (9.0, 9.0), (5.0, 5.0)]),
+     "error: invalid init region: init polygon [5, 5, 5, 5, 9, 9, 5, 5] is degenerate (zero area): "
+     "it has fewer than 3 distinct points", {}),
     (lambda: Polygon.create([(1.0, float("nan")), (3.0, 4.0), (5.0, 6.0), (7.0, 8.0)]),
-     "error: invalid init region: the client sent a special (unknown) region, e.g. NaN coordinates in groundtruth.txt"),
-    (lambda: Rectangle.create(1, 2, 0, 5), "error: invalid init rectangle [1.0, 2.0, 0.0, 5.0] (need finite x,y and w,h > 0)"),
+     "error: invalid init region: the client sent a special (unknown) region, e.g. NaN coordinates in groundtruth.txt",
+     {}),
+    (lambda: Rectangle.create(1, 2, 0, 5),
+     "error: invalid init region: init box must have positive width and height, got w=0, h=5", {}),
+    (lambda: Rectangle.create(1, 2, 3000, 5),
+     "error: invalid init region: init region is larger than the image: box [1, 2, 3000, 5] has width 3000, "
+     "more than 2x the image width 320 (a region may be at most 2x the image's width and height)", {}),
+    # an empty mask: a mask tracker gets the mask, a polygon tracker the client's +-3.4e38 polygon
+    (lambda: Mask.create(np.zeros((10, 12), np.uint8), 5, 5),
+     "error: invalid init region: init mask is empty: no target (nonzero) pixel in the 240x320 mask",
+     {"D3S_OUTPUT": "mask"}),
+    (lambda: Mask.create(np.zeros((10, 12), np.uint8), 5, 5),
+     "error: invalid init region: the client sent an empty mask (as a polygon with corners at -3.4e38 and 3.4e38)", {}),
+    (lambda: Mask.create(np.ones((10, 12), np.uint8), 1000, 1000),
+     "error: invalid init region: init mask is empty: no target (nonzero) pixel in the 240x320 mask",
+     {"D3S_OUTPUT": "mask"}),
+    (lambda: Mask.create(np.ones((10, 12), np.uint8), 1000, 1000),
+     "error: invalid init region: init region [1000, 1000] - [1011, 1009] lies entirely outside the 320x240 image", {}),
 ])
-def test_bad_region_ends_the_session_with_a_message(frame, region, message):
-    session = Session()
+def test_bad_region_ends_the_session_with_a_message(frame, region, message, env):
+    session = Session(**env)
     with pytest.raises(TraxException, match="Server terminated the session: " + message.replace("(", r"\(")
                        .replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
         session.init(frame, region())

@@ -67,10 +67,24 @@ def natural_key(name: str) -> list:
 
 
 def list_frames(folder: PathLike) -> List[Path]:
-    """The ``.jpg``/``.jpeg``/``.png`` files of ``folder`` in natural order (hidden files skipped)."""
+    """The ``.jpg``/``.jpeg``/``.png`` files of ``folder`` in natural order (hidden files skipped).
+
+    A frame name that is a dangling symbolic link or an empty (0-byte) file is an :class:`InputError`
+    naming it, so that a sequence with a missing frame is refused before any work instead of being
+    tracked with one frame fewer.
+    """
     folder = Path(folder)
-    frames = [p for p in folder.iterdir()
-              if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")]
+    frames = []
+    for p in folder.iterdir():
+        if p.suffix.lower() not in FRAME_EXTENSIONS or p.name.startswith("."):
+            continue
+        if p.is_symlink() and not p.exists():
+            raise InputError(f"{p}: broken symbolic link (its target {os.readlink(p)} does not exist)")
+        if not p.is_file():
+            continue
+        if p.stat().st_size == 0:
+            raise InputError(f"{p}: empty file (0 bytes), not an image")
+        frames.append(p)
     return sorted(frames, key=lambda p: natural_key(p.name))
 
 
@@ -98,6 +112,15 @@ def find_sequence(seq_dir: PathLike) -> SequenceFiles:
     return SequenceFiles(frames, groundtruth if groundtruth.is_file() else None)
 
 
+def jpeg_has_end_marker(data: bytes, window: int = 1024) -> bool:
+    """Whether JPEG bytes contain the end-of-image marker ``FF D9`` in their last ``window`` bytes.
+
+    A whole file ends with it (some writers pad or append a little data after it, hence the window);
+    a truncated one does not, as ``FF D9`` cannot occur inside the compressed data.
+    """
+    return b"\xff\xd9" in data[-window:]
+
+
 def read_frame(path: PathLike) -> np.ndarray:
     """An image file as ``H x W x 3`` uint8 RGB.
 
@@ -107,7 +130,16 @@ def read_frame(path: PathLike) -> np.ndarray:
     import cv2
 
     path = Path(path)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the image ({exc.strerror or exc})") from None
+    if not data:
+        raise InputError(f"{path}: empty file (0 bytes), not an image")
+    if data[:2] == b"\xff\xd8" and not jpeg_has_end_marker(data):
+        # libjpeg decodes a truncated file partially (grey bottom rows) with only a warning
+        raise InputError(f"{path}: truncated JPEG (no end-of-image marker FF D9 at the end of the file)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputError(f"{path}: cannot read the image (missing, damaged or not a JPEG/PNG file)")
     if image.dtype == np.uint16:

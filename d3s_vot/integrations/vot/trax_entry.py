@@ -116,30 +116,22 @@ def warn_if_broken_toolkit() -> str | None:
 
 
 def trax_region_to_init(region: Any, image_shape: tuple[int, ...]) -> np.ndarray:
-    """TraX init region -> the tracker's region: box ``[x,y,w,h]``, 8-number polygon, or full-image mask.
+    """TraX init region -> an array for :func:`~d3s_vot.tracker.regions.normalize_region`: box
+    ``[x,y,w,h]``, ``2*N`` polygon numbers, or a full-image mask (the TraX mask pasted at its offset,
+    clipped to the image).
 
-    Polygons with other than 4 points become their minimum-area rotated rectangle (4 corners).
-    Raises ``EntryError`` for degenerate or non-finite regions.
+    Only converts; the checks (finite, positive area, inside the image, ...) are in
+    :mod:`d3s_vot.tracker.regions`. Raises ``EntryError`` for special and unsupported region types.
     """
     kind = region.type
     if kind == "rectangle":
-        box = np.array(region.bounds(), dtype=np.float64)
-        if not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
-            raise EntryError(f"invalid init rectangle {box.tolist()} (need finite x,y and w,h > 0)")
-        return box
+        return np.array(region.bounds(), dtype=np.float64)
     if kind == "polygon":
-        points = np.array([region.get(i) for i in range(region.size())], dtype=np.float64).reshape(-1, 2)
-        if len(points) < 3:
-            raise EntryError(f"invalid init polygon with {len(points)} points (need at least 3)")
-        if not np.all(np.isfinite(points)):
-            raise EntryError(f"invalid init polygon {points.reshape(-1).tolist()} (non-finite coordinates)")
-        import cv2
-
-        if abs(cv2.contourArea(points.astype(np.float32))) < 1e-6:
-            raise EntryError(f"invalid init polygon {points.reshape(-1).tolist()} (zero area)")
-        if len(points) != 4:
-            points = cv2.boxPoints(cv2.minAreaRect(points.astype(np.float32))).astype(np.float64)
-        return points.reshape(-1)
+        points = np.array([region.get(i) for i in range(region.size())], dtype=np.float64).reshape(-1)
+        if points.size and np.all(np.abs(points) >= np.finfo(np.float32).max):
+            # how the trax client converts an empty mask for a tracker that does not take masks
+            raise EntryError("the client sent an empty mask (as a polygon with corners at -3.4e38 and 3.4e38)")
+        return points
     if kind == "mask":
         height, width = image_shape[:2]
         local = region.array(normalize=False)
@@ -149,12 +141,9 @@ def trax_region_to_init(region: Any, image_shape: tuple[int, ...]) -> np.ndarray
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + w, width), min(y0 + h, height)
         if cx0 < cx1 and cy0 < cy1:
             mask[cy0:cy1, cx0:cx1] = local[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] > 0
-        if not mask.any():
-            raise EntryError("invalid init mask: it is empty inside the image")
         return mask
     if kind == "special":
-        raise EntryError("invalid init region: the client sent a special (unknown) region, "
-                         "e.g. NaN coordinates in groundtruth.txt")
+        raise EntryError("the client sent a special (unknown) region, e.g. NaN coordinates in groundtruth.txt")
     raise EntryError(f"unsupported init region type {kind!r} (need rectangle, polygon or mask)")
 
 
@@ -212,9 +201,13 @@ def serve(tracker: TrackerLike, output: str = "polygon", init_log: str | None = 
     """Answer TraX requests on stdin/stdout until QUIT; return the process exit code.
 
     Any exception during a request ends the session with its message (never a hang); user errors
-    (``EntryError``, ``ValueError``) give one ``error:`` line, anything else also the traceback.
+    (``EntryError``, ``ValueError``) give one ``error:`` line, anything else also the traceback. An
+    unusable init region (checked by :func:`~d3s_vot.tracker.regions.normalize_region`) gives
+    ``error: invalid init region: ...``.
     """
     from trax import Image, Region, Server, TraxStatus
+
+    from d3s_vot.tracker.regions import normalize_region       # numpy only: no torch before the handshake
 
     region_formats = [Region.RECTANGLE, Region.POLYGON] + ([Region.MASK] if output == "mask" else [])
     server = Server(region_formats, [Image.PATH], ["color"], tracker_name=tracker_name)
@@ -234,7 +227,11 @@ def serve(tracker: TrackerLike, output: str = "polygon", init_log: str | None = 
                     raise EntryError("INITIALIZE request without a region")
                 region = request.objects[0][0]
                 init_kind = region.type
-                tracker.initialize(image, trax_region_to_init(region, image.shape))
+                try:
+                    init = normalize_region(trax_region_to_init(region, image.shape), image.shape)
+                except (EntryError, ValueError) as exc:
+                    raise EntryError(f"invalid init region: {exc}") from None
+                tracker.initialize(image, init)
                 initializations += 1
                 if init_log:
                     with open(init_log, "a") as handle:
