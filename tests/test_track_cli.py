@@ -16,6 +16,7 @@ import pytest
 
 from d3s_vot.tools import track
 from d3s_vot.common.io_utils import find_sequence, natural_key, read_frame
+from support import run_track_cli
 
 
 def write_frames(folder: Path, frames, names=None, ext=".jpg"):
@@ -73,13 +74,7 @@ def stub(monkeypatch):
     return tracker
 
 
-def run_cli(capsys, *argv):
-    try:
-        code = track.main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse usage errors
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run_cli = run_track_cli
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,12 +14,11 @@ import sys
 import numpy as np
 import pytest
 from trax import TraxException
-from trax.client import Client
-from trax.image import FileImage
 from trax.region import Mask, Polygon, Rectangle
 
 from d3s_vot.synthetic.vot import write_vot
 from d3s_vot.integrations.vot.trax_entry import EntryConfig, EntryError, parse_param_overrides
+from support import TraxSession
 
 
 @pytest.fixture(scope="module")
@@ -29,27 +28,9 @@ def frame(tmp_path_factory):
     return str(root / "synthetic-000" / "color" / "00000001.jpg")
 
 
-class Session:
+def Session(**env):
     """A reference tracker process behind a trax client (what the VOT toolkit does)."""
-
-    def __init__(self, **env):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "d3s_vot.vot_reference_trackers"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, "TRAX": "1", "D3S_REFERENCE_TRACKER": "static", **env})
-        self.client = Client(stream=(self.process.stdin.fileno(), self.process.stdout.fileno()), timeout=30,
-                             log=lambda *a: None)
-
-    def init(self, path, region):
-        return self.client.initialize({"color": FileImage.create(path)}, [(region, {})], {})[0]
-
-    def frame(self, path):
-        return self.client.frame({"color": FileImage.create(path)}, {}, [])[0]
-
-    def finish(self):
-        """Exit code and stderr of the tracker process (it must end by itself: no hang, no orphan)."""
-        code = self.process.wait(timeout=20)
-        return code, self.process.stderr.read().decode()
+    return TraxSession(timeout=30, **env)
 
 
 def test_rectangle_init_reports_rectangle_with_confidence(frame):

@@ -292,7 +292,8 @@ def test_tampered_pack_fails_verify_and_load(files, tmp_path, capsys):
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(bytes(data[: len(data) // 2]))
     assert cli("verify", truncated) == 1
-    assert capsys.readouterr().out.startswith(f"FAILED {truncated}: not a readable safetensors file (")
+    assert capsys.readouterr().out == (f"FAILED {truncated}: truncated safetensors file: its header describes "
+                                       f"{len(data)} bytes, the file has {len(data) // 2}\n")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -247,6 +247,15 @@ def read_complete_lines(path: Path) -> List[str]:
     return text.split("\n")[:-1]
 
 
+def readable_region(values: Sequence[float]) -> str:
+    """The region as the user wrote it in messages: the output format, or ``%g`` for huge numbers
+    (``1e+308`` rather than 309 digits)."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.all(np.abs(values) < 1e6):
+        return format_region(values)
+    return ",".join(f"{v:.6g}" for v in values)
+
+
 def track_frames(tracker: Any, frames: Sequence[Path], init_region: np.ndarray,
                  masks_dir: Optional[Path] = None, progress: bool = True,
                  read: Callable[[Path], np.ndarray] = read_frame,
@@ -264,7 +273,7 @@ def track_frames(tracker: Any, frames: Sequence[Path], init_region: np.ndarray,
     try:
         tracker.initialize(first, init_region.copy())
     except ValueError as exc:
-        raise InputError(f"initial region {format_region(init_region)}: {exc}") from None
+        raise InputError(f"initial region {readable_region(init_region)}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any tracker failure becomes one error line naming the frame
         raise InputError(f"{frames[0]}: the tracker failed to initialise ({type(exc).__name__}: {exc})") from None
     if masks_dir is not None:

@@ -318,7 +318,12 @@ class D3STracker:
 
         max_score = loc.max_score
         history_mean = float(np.mean(st.scores))
-        uncert = history_mean / max_score if st.frame_num > 5 else 0.0
+        if st.frame_num <= 5:
+            uncert = 0.0
+        elif max_score == 0.0 or not math.isfinite(max_score):
+            uncert = math.inf  # no response at all (e.g. a zero filter): the target is not found
+        else:
+            uncert = history_mean / max_score
         st.uncertainty = uncert
         if uncert < p.tracking_uncertainty_thr:
             st.scores = np.append(st.scores, max_score)

@@ -6,6 +6,7 @@ layout and checked. A safetensors file is accepted too (one section of a pack, o
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Mapping
 
 import torch
@@ -48,7 +49,9 @@ def load_backbone_checkpoint(path: PathLike) -> Dict[str, torch.Tensor]:
     if is_safetensors(path):
         return check_backbone_state(pack_section(read_safetensors(path)[0], BACKBONE_PREFIX), str(path))
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the fallback below decides
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception:  # not a plain state dict: fall back to the restricted unpickler (clear errors)
         obj = torch_load_restricted(path)
     return check_backbone_state(state_dict_of(obj, str(path)), str(path))

@@ -8,18 +8,19 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 from typing import List, Optional
 
-from .errors import WeightsError, require_file
+from .errors import WeightsError, one_line, require_file
 from .files import PACK_NAME, default_cache_dir
 from .lookup import load_files
-from .pack import PACK_FORMAT, check_pack, file_sha256, is_safetensors, read_safetensors, save_pack
+from .pack import (PACK_FORMAT, check_pack, file_sha256, is_safetensors, read_safetensors, save_pack,
+                   writable_path)
 from .random_init import random_weights
 from .summary import describe, describe_checkpoint
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
+    out = writable_path(args.out if args.out else default_cache_dir() / PACK_NAME)  # before reading any input
     if args.random_seed is not None:
         if args.segm or args.backbone:
             raise WeightsError("--random-seed cannot be combined with --segm/--backbone")
@@ -28,7 +29,6 @@ def _cmd_pack(args: argparse.Namespace) -> int:
         raise WeightsError("give --segm SegmNet.pth.tar (and --backbone resnet50-0676ba61.pth), or --random-seed")
     else:
         weights = load_files(args.segm, args.backbone)
-    out = Path(args.out).expanduser() if args.out else default_cache_dir() / PACK_NAME
     digest = save_pack(weights, out)
     print(f"wrote {out}")
     print(f"sha256 {digest}")
@@ -102,5 +102,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return args.func(args)
     except WeightsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # not expected (the loaders raise WeightsError), but never a traceback for a file
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{one_line(exc.strerror or exc)}", file=sys.stderr)
         return 2

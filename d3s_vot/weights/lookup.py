@@ -14,7 +14,7 @@ import torch
 
 from .authors import load_backbone_checkpoint, load_segm_checkpoint, segm_state_of
 from .container import D3SWeights
-from .errors import HOW_TO_PACK, WHERE_BACKBONE, WHERE_SEGM, WeightsError
+from .errors import HOW_TO_PACK, WHERE_BACKBONE, WHERE_SEGM, WeightsError, require_file
 from .files import (BACKBONE_FILE_NAMES, PACK_NAME, SEGM_FILE_NAME, WEIGHTS_ENV, PathLike,
                     cache_dir_or_default)
 from .pack import PACK_FORMAT, file_sha256, is_safetensors, load_pack
@@ -80,8 +80,7 @@ def _with_backbone(segm_path: Path, segm_state: Dict[str, torch.Tensor], backbon
 
 def _load_path(path: Path, backbone: Optional[PathLike], cache_dir: Optional[PathLike]) -> D3SWeights:
     """One file: a pack, a training checkpoint of this package, or a SegmNet checkpoint (+ backbone)."""
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path} ({WHERE_SEGM}; {WHERE_BACKBONE}; {HOW_TO_PACK})")
+    require_file(path, "weights file", f"{WHERE_SEGM}; {WHERE_BACKBONE}; {HOW_TO_PACK}")
     if is_safetensors(path):
         if backbone is not None:
             raise WeightsError(f"{path} is a weights pack, it already contains the DCF backbone: "
@@ -154,6 +153,6 @@ def load_weights(path: Optional[PathLike] = None, *, segm: Optional[PathLike] = 
         return load_pack(file)
     if rule == _CACHED_SEGM:
         return load_files(file, None, cache_dir=cache)
-    if not file.is_file():
+    if not file.exists():
         raise WeightsError(f"${WEIGHTS_ENV} points to {file}, which does not exist")
     return _load_path(file, None, cache)

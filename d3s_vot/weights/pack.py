@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .container import D3SWeights
-from .errors import HOW_TO_PACK, WeightsError, require_file
+from .errors import HOW_TO_PACK, WeightsError, content_problem, one_line, require_file
 from .files import PathLike
 from .state import checked_weights, few
 
@@ -82,16 +82,35 @@ def save_pack(weights: D3SWeights, path: PathLike) -> str:
         "created_by": f"d3s_vot {_package_version()}",
         "torch_version": torch.__version__,
     })
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = writable_path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(tmp), metadata=metadata)
         os.replace(tmp, path)
+    except Exception as exc:  # OSError, or safetensors' own error type for a failed write
+        raise WeightsError(f"cannot write {path} ({one_line(getattr(exc, 'strerror', None) or exc)})") from None
     finally:
-        if tmp.exists():
+        if tmp.is_file():
             tmp.unlink()
     return file_sha256(path)
+
+
+def writable_path(path: PathLike) -> Path:
+    """``path`` (``~`` expanded) when a file can be created there, as far as a cheap check can tell.
+
+    :class:`WeightsError` when ``path`` is a directory or one of its parents is not a directory;
+    nothing is created (permissions are left to the write itself).
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise WeightsError(f"cannot write {path}: it is a directory")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise WeightsError(f"cannot write {path}: {parent} is not a directory")
+            break
+    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -120,8 +139,22 @@ def read_safetensors(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str
             for key in handle.keys():
                 tensors[key] = handle.get_tensor(key)
     except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+        problem = content_problem(path) or _pickle_problem(path)
+        raise WeightsError(f"{path}: {problem or f'not a readable safetensors file ({one_line(exc)})'}") from None
     return tensors, metadata
+
+
+def _pickle_problem(path: Path) -> Optional[str]:
+    """A message for a PyTorch checkpoint / pickle given where a safetensors file is needed, else None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return None
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return ("not a safetensors file: it looks like a PyTorch checkpoint (load it with load_weights, "
+                "or convert it with: python -m d3s_vot.weights pack)")
+    return None
 
 
 def _section(tensors: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, Tuple
 
 import torch
 
-from .errors import WeightsError
+from .errors import WeightsError, content_problem, one_line
 from .files import PathLike
 
 #: Modules whose objects are replaced by inert stand-ins: the authors' training framework (its old
@@ -140,7 +140,8 @@ def torch_load_restricted(path: PathLike) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", pickle_module=restricted_pickle, weights_only=False)
     except UnsafePickleError as exc:
-        raise WeightsError(f"{path}: {exc}; not loading it (it could run code on this machine)") from None
+        raise WeightsError(f"{path}: {one_line(exc)}; not loading it (it could run code on this machine)") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, AttributeError,
             OSError, SafetensorError) as exc:
-        raise WeightsError(f"{path}: cannot read it as a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        problem = content_problem(path) or f"cannot read it as a PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        raise WeightsError(f"{path}: {one_line(problem)}") from None

@@ -99,12 +99,12 @@ def main() -> int:
     if kind not in REFERENCE_TRACKERS:
         print(f"error: D3S_REFERENCE_TRACKER={kind!r} is not one of {', '.join(REFERENCE_TRACKERS)}",
               file=sys.stderr)
-        return 2
+        return 1
     try:
         config = EntryConfig.from_env()
     except EntryError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     if kind == "static":
         return serve(StaticReferenceTracker(), config.output, config.init_log, tracker_name="static")
     oracle = OracleReferenceTracker()
