@@ -19,8 +19,21 @@ from .params import D3SParams
 DTYPES = ("float32", "float64")     # what D3STracker supports
 
 
+OPTIONS = {"params": "--param", "dtype": "--dtype", "device": "--device"}   # the CLIs' names for the settings
+
+
 class TrackerBuildError(ValueError):
-    """A setting the user must fix (weights, device, dtype, parameters); the message is one line."""
+    """A setting the user must fix; the message is one line. ``setting``: which one ('weights',
+    'params', 'dtype' or 'device'), so a command line can name its own option."""
+
+    def __init__(self, message: str, setting: str = "weights"):
+        super().__init__(message)
+        self.setting = setting
+
+    def cli_message(self) -> str:
+        """The message prefixed with the option that carries the setting (``--param: ...``)."""
+        option = OPTIONS.get(self.setting)
+        return f"{option}: {self}" if option else str(self)
 
 
 def _as_pairs(params: Union[Mapping[str, Any], Tuple[Tuple[str, Any], ...], None]) -> Tuple[Tuple[str, Any], ...]:
@@ -73,7 +86,7 @@ def tracker_params(spec: TrackerSpec) -> D3SParams:
         params = D3SParams().with_overrides(dict(spec.params))
         return params.fast_mode() if spec.fast_mode else params
     except (TypeError, ValueError) as exc:
-        raise TrackerBuildError(str(exc)) from None
+        raise TrackerBuildError(str(exc), "params") from None
 
 
 def tracker_dtype(spec: TrackerSpec):
@@ -81,7 +94,7 @@ def tracker_dtype(spec: TrackerSpec):
     import torch
 
     if spec.dtype not in DTYPES:
-        raise TrackerBuildError(f"dtype {spec.dtype!r} is not supported by D3S: use {' or '.join(DTYPES)}")
+        raise TrackerBuildError(f"dtype {spec.dtype!r} is not supported by D3S: use {' or '.join(DTYPES)}", "dtype")
     return getattr(torch, spec.dtype)
 
 
@@ -93,7 +106,7 @@ def tracker_device(spec: TrackerSpec):
     try:
         return resolve_device(spec.device, rank=local_rank())
     except DeviceError as exc:
-        raise TrackerBuildError(str(exc)) from None
+        raise TrackerBuildError(str(exc), "device") from None
 
 
 def check_spec(spec: TrackerSpec) -> D3SParams:

@@ -48,6 +48,18 @@ def test_bad_settings_fail_before_the_weights_are_read(spec, message, monkeypatc
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("spec, setting, cli", [
+    (TrackerSpec(dtype="float16"), "dtype", "--dtype: dtype 'float16' is not supported"),
+    (TrackerSpec(params={"nope": "1"}), "params", "--param: unknown D3SParams field 'nope'"),
+    (TrackerSpec(device="tpu"), "device", "--device: device 'tpu' is not a torch device name"),
+    (TrackerSpec(weights="a", random_weights_seed=0), "weights", "weights and random_weights_seed exclude each other"),
+])
+def test_the_error_names_the_setting_for_the_command_lines(spec, setting, cli):
+    with pytest.raises(TrackerBuildError) as info:
+        check_spec(spec)
+    assert info.value.setting == setting and info.value.cli_message().startswith(cli)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda_is_one_line():
     with pytest.raises(TrackerBuildError, match=r"^device 'cuda' requested but CUDA is not available; use device "

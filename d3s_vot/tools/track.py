@@ -138,9 +138,9 @@ def tracker_spec(args: argparse.Namespace) -> TrackerSpec:
     try:
         check_spec(spec)
     except TrackerBuildError as exc:
-        if args.device == "cuda" and "CUDA" in str(exc):
+        if exc.setting == "device":         # --device takes cpu or cuda: only a missing CUDA fails
             raise InputError("--device cuda: no CUDA device is available (use --device cpu)") from None
-        raise InputError(f"--param: {exc}") from None
+        raise InputError(exc.cli_message()) from None
     return spec
 
 

@@ -72,20 +72,11 @@ def tracker_spec(args: argparse.Namespace, oracle_gt: Optional[Dict[str, str]] =
         try:
             check_spec(d3s)
         except TrackerBuildError as exc:
-            raise BenchmarkError(_option_prefix(exc) + str(exc)) from None
+            raise BenchmarkError(exc.cli_message()) from None
     if d3s.uses_random_weights:
         print(f"WARNING: --random-weights {d3s.random_weights_seed}: D3S runs with RANDOM, UNTRAINED weights; "
               "the results are only good for testing the pipeline, not as D3S numbers", file=sys.stderr)
     return spec
-
-
-def _option_prefix(exc: TrackerBuildError) -> str:
-    text = str(exc)
-    if text.startswith("dtype "):
-        return "--dtype: "
-    if text.startswith("device "):
-        return "--device: "
-    return "--param: "
 
 
 def write_json(path: Optional[str], payload: dict) -> None:
