@@ -175,3 +175,14 @@ def test_check_spec_reports_the_range():
     with pytest.raises(TrackerBuildError) as info:
         check_spec(TrackerSpec(params={"cg_iter": "-5"}))
     assert str(info.value) == "D3SParams.cg_iter = -5: must be an integer >= 0"
+
+
+@pytest.mark.parametrize("overrides", [{}, {"aug_fliplr": False, "aug_blurs": ()}, {"use_augmentation": False},
+                                       {"aug_rotations": (5.0,)}])
+def test_first_frame_samples_counts_the_augmentations_the_tracker_builds(overrides):
+    from d3s_vot.tracker.augment import build_augmentations
+
+    p = D3SParams(**overrides)
+    built = len(build_augmentations(p.image_sample_size, p.aug_relative_shifts, p.aug_fliplr, p.aug_blurs,
+                                    p.aug_rotations)) if p.use_augmentation else 1
+    assert first_frame_samples(p) == built

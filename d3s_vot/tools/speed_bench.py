@@ -38,7 +38,7 @@ from d3s_vot.devices import synchronize
 from d3s_vot.factory import TrackerBuildError, TrackerSpec, build_tracker, check_spec, load_spec_weights
 from d3s_vot.common.io_utils import CliArgumentParser, InputError, atomic_write_text
 from d3s_vot.model.segm_net import SEGM_TAPS
-from d3s_vot.params import parse_assignments
+from d3s_vot.params import first_frame_samples, parse_assignments
 from d3s_vot.runtime import configure_process
 from d3s_vot.tools.compute_floors import counted_flops, dcf_floors, matmul_peak_gflops
 from d3s_vot.tracker.stages import FRAME_STAGES, INIT_STAGES, NULL_STAGE, SEGMENTATION_STAGES, StageLog, StageTimer
@@ -531,7 +531,6 @@ def _input_errors() -> Iterator[None]:
 
 def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
     """Everything the bench measures, as a JSON-ready dict."""
-    from d3s_vot.tracker.augment import build_augmentations
 
     # before any large allocation: the bounds and the tracker run under the same allocator settings
     malloc_tuned = configure_process(cfg.threads)
@@ -549,8 +548,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
 
     _warm_up(tracker, cfg)
     # the size of the first-frame batch the init bound passes through the trunk
-    init_samples = len(build_augmentations(params.image_sample_size, params.aug_relative_shifts, params.aug_fliplr,
-                                           params.aug_blurs, params.aug_rotations)) if params.use_augmentation else 1
+    init_samples = first_frame_samples(params)
     rounds = BoundRounds(bound_forms(tracker, weights), init_samples, tracker.dtype, timer)
     for _ in range(timer.warmup):
         rounds.run()
