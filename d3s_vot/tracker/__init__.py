@@ -8,7 +8,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "D3STracker": ".d3s", "check_image": ".d3s", "resolve_device": ".d3s",
-    "TrackResult": ".result",
+    "TrackResult": ".result", "MultiObjectTracker": ".multi", "disjoint_masks": ".multi",
     "FRAME_STAGES": ".stages", "INIT_STAGES": ".stages", "StageLog": ".stages", "StageRecorder": ".stages",
     "StageTimer": ".stages",
 }

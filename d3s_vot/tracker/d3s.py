@@ -7,6 +7,7 @@ Python floats (float64); the networks and the DCF run in the configured dtype.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -24,6 +25,7 @@ from .augment import apply_augmentations, build_augmentations
 from .crops import IMAGENET_MEAN, IMAGENET_STD, dcf_patch, round_half_even
 from .fourier import output_window, upsample_scores
 from .localize import localize
+from .mask_output import region_mask
 from .regions import InitRegion, parse_region
 from .result import TrackResult
 from .segmentation import SegmentationMemory, Segmenter
@@ -151,6 +153,15 @@ class D3STracker:
         self._window: Optional[torch.Tensor] = None
         self._state: Optional[_State] = None
         self.debug: Dict[str, Any] = {}
+
+    def fork(self) -> "D3STracker":
+        """A tracker for another target that shares this one's networks, parameters, device and
+        stage hook (nothing is copied or reloaded) and starts uninitialised: N targets in one
+        sequence are N forks, each with its own per-sequence state."""
+        twin = copy.copy(self)
+        twin._state = None
+        twin.debug = {}
+        return twin
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -389,8 +400,10 @@ class D3STracker:
         else:
             polygon = None
             box = region - np.array([1.0, 1.0, 0.0, 0.0]) if used_segm else region.copy()
+        crop_mask = seg.crop_mask if seg is not None else None
         with self._stage("full_image_mask"):
-            mask = self._full_mask(st, image.shape[:2], seg if used_segm else None, polygon, box)
+            mask = crop_mask.full_mask(image.shape[:2]) if crop_mask is not None \
+                else region_mask(image.shape[:2], polygon, box)
         if loc.flag == "not_found" or not math.isfinite(max_score):
             score = 0.0
         else:
@@ -399,22 +412,4 @@ class D3STracker:
                            original_output=region,
                            position=np.array(st.pos), target_size=np.array(st.target_sz), scale=float(st.target_scale),
                            flag=loc.flag, uncertainty=float(st.uncertainty), max_score=float(max_score),
-                           segmentation_used=used_segm)
-
-    @staticmethod
-    def _full_mask(st: _State, hw, seg, polygon, box) -> np.ndarray:
-        """Full-image 0/1 mask: the segmentation mask pasted back, else the rasterised output region."""
-        mask = np.zeros(hw, dtype=np.uint8)
-        if seg is not None and seg.binary is not None:
-            x1, y1, side = seg.crop_window
-            up = cv2.resize(seg.binary.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR) > 0.5
-            xa, ya = max(x1, 0), max(y1, 0)
-            xb, yb = min(x1 + side, hw[1]), min(y1 + side, hw[0])
-            if xb > xa and yb > ya:
-                mask[ya:yb, xa:xb] = up[ya - y1:yb - y1, xa - x1:xb - x1]
-            return mask
-        corners = polygon if polygon is not None else np.array(
-            [[box[0], box[1]], [box[0] + box[2], box[1]], [box[0] + box[2], box[1] + box[3]], [box[0], box[1] + box[3]]])
-        if np.all(np.isfinite(corners)):
-            cv2.fillConvexPoly(mask, np.round(corners).astype(np.int32), 1)
-        return mask
+                           segmentation_used=used_segm, crop_mask=crop_mask)

@@ -6,6 +6,8 @@ from typing import Optional
 
 import numpy as np
 
+from .mask_output import CropMask
+
 
 @dataclass(frozen=True)
 class TrackResult:
@@ -15,8 +17,10 @@ class TrackResult:
         the polygon.
     polygon: ``(4, 2)`` float array of rotated-rectangle corners (0-based ``x, y``) in polygon
         (VOT) mode, ``None`` in box mode.
-    mask: full-image ``H x W`` uint8 mask (0/1): the segmentation mask pasted back into the image
-        when the segmentation produced this frame's region, otherwise the rasterised output region.
+    mask: full-image ``H x W`` uint8 mask (0/1) by the original D3S's mask-writing rule
+        (:mod:`d3s_vot.tracker.mask_output`): in VOS mode (mask initialisation) the foreground
+        probability > 0.5 on every frame; in box/polygon mode the probability inside the dilated
+        largest contour > 0.5; the rasterised output region on frames without a segmentation mask.
     score: confidence in ``[0, 1]``: the DCF peak relative to the running mean of recent peaks,
         ``clip(max_score / mean(score history), 0, 1)`` (the inverse of D3S's uncertainty, defined
         from the first frame on), and 0 when the target was not found.
@@ -42,3 +46,12 @@ class TrackResult:
     uncertainty: float
     max_score: float
     segmentation_used: bool       # the segmentation's region was used for the output
+    crop_mask: Optional[CropMask] = None   # the score map ``mask`` came from (None: the rasterised region)
+
+    def mask_score(self) -> np.ndarray:
+        """Full-image float32 map whose ``> 0.5`` is ``mask``: the resized segmentation score (0 outside
+        the crop), or the 0/1 rasterised region. Several objects' masks are made disjoint by the
+        highest score (:mod:`d3s_vot.tracker.multi`)."""
+        if self.crop_mask is None:
+            return self.mask.astype(np.float32)
+        return self.crop_mask.full_score(self.mask.shape)

@@ -13,6 +13,7 @@ from ..model import SegmNet
 from ..params import D3SParams
 from .bbox_fit import MIN_CONTOUR_AREA, external_contours, fit_box_to_mask
 from .crops import centre_distance_map, normalize_segm_crop, segm_crop, segm_crop_window
+from .mask_output import CropMask, box_mode_crop_mask, vos_crop_mask
 from .regions import polygon_to_box
 from .stages import StageHook
 
@@ -37,7 +38,7 @@ class SegmentationOutput:
     crop_factor: float
     crop_window: Tuple[int, int, int]   # x1, y1, side of the crop in the image
     region: Optional[np.ndarray] = None     # 8 (rotated) or 4 numbers, original conventions
-    binary: Optional[np.ndarray] = None     # S x S uint8 mask that produced the region
+    crop_mask: Optional[CropMask] = None    # what the original's mask writer used (see mask_output)
     new_scale: Optional[float] = None
     new_pos_yx: Optional[np.ndarray] = None
 
@@ -128,7 +129,7 @@ class Segmenter:
 
     def _mask_to_region(self, out: SegmentationOutput, pos_yx: np.ndarray, memory: SegmentationMemory,
                         rotated: bool, vos: bool, uncertainty: float, target_scale: float) -> None:
-        """Fill ``out``'s binary mask, region, scale and position from its probability map (each
+        """Fill ``out``'s crop mask, region, scale and position from its probability map (each
         stays None when the mask does not give it)."""
         p = self.params
         prob, factor = out.prob, out.crop_factor
@@ -138,6 +139,7 @@ class Segmenter:
         if vos:
             binary = np.zeros(binary.shape, dtype=np.uint8)
             cv2.drawContours(binary, contours, -1, 1, thickness=-1)
+            out.crop_mask = vos_crop_mask(prob, out.crop_window)
         if not areas or max(areas) <= MIN_CONTOUR_AREA:
             return
         contour = contours[int(np.argmax(areas))]
@@ -148,12 +150,12 @@ class Segmenter:
             if not vos:
                 binary = np.zeros(binary.shape, dtype=np.uint8)
                 cv2.drawContours(binary, [contour], -1, 1, thickness=-1)
+                out.crop_mask = box_mode_crop_mask(prob, binary, out.crop_window)
             candidate = fit_box_to_mask(binary.astype(np.int32), rotated=rotated)
             if candidate is not None:
                 ratio = _side_product(candidate) / _side_product(rect)
                 if 0.1 < ratio < 2.5:
                     fitted = candidate
-        out.binary = binary
         half = np.array([binary.shape[0] / 2, binary.shape[1] / 2])
         centre_xy = np.array([pos_yx[1], pos_yx[0]])
         rect_img = _crop_to_image(rect, half, factor, centre_xy)
