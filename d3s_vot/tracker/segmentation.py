@@ -163,7 +163,9 @@ class Segmenter:
         if p.segm_scale_estimation:
             target_pixels = np.max(areas)
             mean_pixels = np.mean(memory.mask_pixels)
-            pixels_ratio = abs(mean_pixels - target_pixels) / mean_pixels
+            # an empty first-frame mask leaves no pixel history: any mask is then infinitely far from it
+            # (what numpy's division gives, without its divide-by-zero warning)
+            pixels_ratio = abs(mean_pixels - target_pixels) / mean_pixels if mean_pixels > 0 else math.inf
             if uncertainty < p.uncertainty_segm_scale_thr and pixels_ratio < p.segm_pixels_ratio:
                 memory.mask_pixels = np.append(memory.mask_pixels, target_pixels)
                 if memory.mask_pixels.size > p.mask_pixels_budget_sz:
