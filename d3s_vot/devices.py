@@ -11,11 +11,12 @@ import os
 from typing import Mapping, Optional, Union
 
 import torch
+from d3s_vot.common.cli import UserError
 
 DeviceLike = Union[str, torch.device, None]
 
 
-class DeviceError(RuntimeError, ValueError):
+class DeviceError(UserError, RuntimeError, ValueError):
     """A device that does not exist on this machine (or a name torch does not know)."""
 
 

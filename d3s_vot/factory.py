@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple, Union
 
 from .params import D3SParams
+from d3s_vot.common.cli import UserError
 
 DTYPES = ("float32", "float64")     # what D3STracker supports
 
@@ -22,7 +23,7 @@ DTYPES = ("float32", "float64")     # what D3STracker supports
 OPTIONS = {"params": "--param", "dtype": "--dtype", "device": "--device"}   # the CLIs' names for the settings
 
 
-class TrackerBuildError(ValueError):
+class TrackerBuildError(UserError, ValueError):
     """A setting the user must fix; the message is one line. ``setting``: which one ('weights',
     'params', 'dtype' or 'device'), so a command line can name its own option."""
 

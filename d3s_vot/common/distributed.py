@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Mapping, Optional
+from d3s_vot.common.cli import UserError
 
 
-class TorchrunEnvError(ValueError):
+class TorchrunEnvError(UserError, ValueError):
     """RANK / WORLD_SIZE / LOCAL_RANK are malformed."""
 
 

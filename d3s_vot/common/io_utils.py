@@ -5,7 +5,6 @@ CLI can print one ``error: ...`` line instead of a traceback.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -15,21 +14,15 @@ from pathlib import Path
 from typing import List, NoReturn, Optional, Sequence, Union
 
 import numpy as np
+from d3s_vot.common.cli import CliArgumentParser, UserError  # noqa: F401 (CliArgumentParser: re-exported)
 
 PathLike = Union[str, os.PathLike]
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
-class InputError(Exception):
+class InputError(UserError):
     """A problem with the user's input (missing folder, malformed line): printed as ``error: <message>``."""
-
-
-class CliArgumentParser(argparse.ArgumentParser):
-    """``argparse`` parser whose usage errors are one ``error: ...`` line on stderr and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from d3s_vot.common.io_utils import CliArgumentParser, atomic_write_text
+from d3s_vot.common.cli import UserError, run_cli
 
 TRACKER = "D3S"
 MARKER = ".d3s_demo"            # marks DIR as the demo's own folder (the only kind it ever empties)
@@ -69,7 +70,7 @@ experiments:
 """
 
 
-class DemoError(Exception):
+class DemoError(UserError):
     """Something the user must fix (missing toolkit, bad option, unusable output folder): one ``error:`` line."""
 
 
@@ -493,20 +494,17 @@ def parse_config(argv: Optional[List[str]]) -> DemoConfig:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    config = parse_config(argv)
-    try:
-        if config.device == "cuda":
-            import torch
+    return run_cli(_demo, argv, interrupted="\ninterrupted: run the same command with --keep to resume")
 
-            if not torch.cuda.is_available():
-                raise DemoError("--device cuda: torch sees no CUDA device (use --device cpu)")
-        run_demo(config)
-    except DemoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command with --keep to resume", file=sys.stderr)
-        return 130
+
+def _demo(argv: Optional[List[str]]) -> int:
+    config = parse_config(argv)
+    if config.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DemoError("--device cuda: torch sees no CUDA device (use --device cpu)")
+    run_demo(config)
     return 0
 
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
+from d3s_vot.common.cli import UserError, error_line
 from d3s_vot.factory import DTYPES, TrackerBuildError, TrackerSpec, check_spec
 from d3s_vot.common.io_utils import (CliArgumentParser, InputError, atomic_write_bytes, find_sequence,
                               format_region, parse_region_text, read_first_region, read_frame)
@@ -354,12 +355,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             print("interrupted: no region written yet", file=sys.stderr)
         return 130
-    except (InputError, TrackerBuildError, OSError) as exc:
-        if isinstance(exc, OSError):
-            exc = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+    except (UserError, OSError) as exc:
         kept = writer.discard_if_empty() if writer is not None else 0
         kept_note = f" (kept {count(kept, 'region')} in {writer.partial})" if kept else ""
-        print(f"error: {exc}{kept_note}", file=sys.stderr)
+        print(f"{error_line(exc)}{kept_note}", file=sys.stderr)
         return 2
     if writer.resumed:
         print(f"resumed: the {count(len(writer.kept_lines), 'region')} kept in {writer.partial} were reproduced "

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from d3s_vot.common.cli import CliArgumentParser, UsageError, run_cli
+
 from .checkpoint import CheckpointError, export_weights, latest_checkpoint, read_checkpoint_config
 from .config import PRESETS, TrainConfig, preset
 
@@ -23,7 +25,7 @@ OVERRIDES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliArgumentParser(
         prog="python -m d3s_vot.train",
         description="Train the D3S segmentation head on YouTube-VOS (see docs/training.md). "
                     "Also: 'python -m d3s_vot.train export CHECKPOINT OUT.safetensors'.")
@@ -76,16 +78,12 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def export_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m d3s_vot.train export",
+    parser = CliArgumentParser(prog="python -m d3s_vot.train export",
                                      description="Write the tracker's single-file weights from a training checkpoint.")
     parser.add_argument("checkpoint", type=Path, help="RUN_DIR/checkpoint-epochNNNN.pth")
     parser.add_argument("out", type=Path, help="output .safetensors file (e.g. d3s.safetensors)")
     args = parser.parse_args(argv)
-    try:
-        path = export_weights(args.checkpoint, args.out)
-    except (CheckpointError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    path = export_weights(args.checkpoint, args.out)
     print(f"wrote {path}")
     return 0
 
@@ -93,26 +91,25 @@ def export_main(argv: list[str]) -> int:
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "export":
-        return export_main(argv[1:])
+        return run_cli(export_main, argv[1:])
+    return run_cli(_train, argv, interrupted="interrupted: the last saved checkpoint is kept; run the same "
+                                             "command with --resume to continue")
+
+
+def _train(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from .loop import RunOptions, TrainingError, train   # heavy imports only when training
-    from .ytvos import DatasetError
+    from .loop import RunOptions, train   # heavy imports only when training
 
     try:
         config = resolve_config(args)
-    except (CheckpointError, ValueError) as exc:   # ValueError: an invalid recipe value
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        options = RunOptions(data_root=args.data, out_dir=args.out, train_list=args.train_list,
-                             val_list=args.val_list, backbone_weights=args.backbone_weights,
-                             random_backbone=args.random_backbone, resume=args.resume, device=args.device,
-                             num_workers=args.workers, progress=not args.no_progress, keep_last=args.keep_last,
-                             tensorboard=not args.no_tensorboard)
-        train(config, options)
-    except (TrainingError, DatasetError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:   # an invalid recipe value
+        raise UsageError(str(exc)) from None
+    options = RunOptions(data_root=args.data, out_dir=args.out, train_list=args.train_list,
+                         val_list=args.val_list, backbone_weights=args.backbone_weights,
+                         random_backbone=args.random_backbone, resume=args.resume, device=args.device,
+                         num_workers=args.workers, progress=not args.no_progress, keep_last=args.keep_last,
+                         tensorboard=not args.no_tensorboard)
+    train(config, options)
     return 0
 
 

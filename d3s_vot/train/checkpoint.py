@@ -34,12 +34,13 @@ import torch
 # weights extraction live there, and this module imports them (never the other way round)
 from d3s_vot.weights import D3SWeights, save_pack
 from d3s_vot.weights.train_checkpoint import TRAIN_FORMAT as FORMAT
-from d3s_vot.weights.train_checkpoint import is_training_checkpoint, stored_weights
+from d3s_vot.weights.train_checkpoint import is_training_checkpoint, weights_from_training_checkpoint
+from d3s_vot.common.cli import UserError
 
 CHECKPOINT_GLOB = "checkpoint-epoch*.pth"
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A file that is not a readable ``d3s_vot.train`` checkpoint."""
 
 
@@ -98,9 +99,10 @@ def load_checkpoint_weights(path: str | Path) -> D3SWeights:
 
     ``segm_state`` is the trained segmentation net (its backbone BN statistics as re-estimated during
     training), ``backbone_state`` the ImageNet ResNet-50 used as the DCF backbone (see
-    :func:`d3s_vot.weights.train_checkpoint.stored_weights`).
+    :func:`d3s_vot.weights.train_checkpoint.stored_weights`), checked like every loaded weights file: an
+    incomplete checkpoint or one with wrong keys/shapes raises ``WeightsError``.
     """
-    return stored_weights(load_checkpoint(path), Path(path).name)
+    return weights_from_training_checkpoint(load_checkpoint(path), path)
 
 
 def export_weights(checkpoint_path: str | Path, out_path: str | Path) -> Path:

@@ -31,11 +31,12 @@ from .checkpoint import (FORMAT, atomic_torch_save, checkpoint_name, latest_chec
 from .config import TrainConfig
 from .sampling import TRAIN_STREAM, VAL_STREAM, EpochBatches, PairDataset
 from .ytvos import YouTubeVOS, parse_list_file
+from d3s_vot.common.cli import UserError
 
 IMAGENET_RESNET50_FILE = "resnet50-0676ba61.pth"
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """A user-facing problem (missing file, inconsistent resume); the CLI prints it as one line."""
 
 

@@ -21,9 +21,10 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 from PIL import Image
+from d3s_vot.common.cli import UserError
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A malformed or incomplete dataset; the message names the offending file."""
 
 

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from typing import List, Optional
 
-from .errors import WeightsError, one_line, require_file
+from .errors import WeightsError, require_file
 from .files import PACK_NAME, default_cache_dir
 from .lookup import load_files
 from .pack import (PACK_FORMAT, check_pack, file_sha256, is_safetensors, read_safetensors, save_pack,
                    writable_path)
 from .random_init import random_weights
 from .summary import describe, describe_checkpoint
+from d3s_vot.common.cli import run_cli
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
@@ -98,13 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return run_cli(_run_command, argv)
+
+
+def _run_command(argv: Optional[List[str]]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except WeightsError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # not expected (the loaders raise WeightsError), but never a traceback for a file
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{one_line(exc.strerror or exc)}", file=sys.stderr)
-        return 2
+    return args.func(args)

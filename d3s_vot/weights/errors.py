@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from .files import SEGM_FILE_NAME, PathLike
+from d3s_vot.common.cli import UserError, one_line  # noqa: F401 (one_line: re-exported)
 
 D3S_URL = "https://github.com/alanlukezic/d3s"
 WHERE_SEGM = (f"{SEGM_FILE_NAME} is the authors' pre-trained segmentation network: follow the "
@@ -25,13 +26,8 @@ HOW_TO_PACK = ("then pack both once: python -m d3s_vot.weights pack --segm SegmN
                "(see docs/weights.md)")
 
 
-class WeightsError(Exception):
+class WeightsError(UserError):
     """A user-facing problem with weight files (missing, unsafe, wrong network); the message says what to do."""
-
-
-def one_line(text: object) -> str:
-    """``text`` with every run of whitespace (newlines included) made one space: messages stay one line."""
-    return " ".join(str(text).split())
 
 
 def _not_regular_kind(mode: int) -> str:

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Iterable, Sequence, Union
 
 import numpy as np
+from d3s_vot.common.cli import UserError
 
 PathLike = Union[str, os.PathLike]
 
 
-class BenchmarkError(Exception):
+class BenchmarkError(UserError):
     """A user-facing problem (missing data set, malformed file): the CLIs print it as ``error: ...``."""
 
 

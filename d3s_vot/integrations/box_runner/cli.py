@@ -5,14 +5,14 @@ import argparse
 import json
 import math
 import sys
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 from d3s_vot.common.io_utils import atomic_write_text
-from d3s_vot.common.distributed import TorchrunEnvError
 from d3s_vot.integrations.box_runner.boxio import BenchmarkError
 from d3s_vot.factory import TrackerBuildError, TrackerSpec, check_spec
 from d3s_vot.params import parse_assignments
 from d3s_vot.integrations.box_runner.trackers import TRACKER_KINDS, RunnerTrackerSpec
+from d3s_vot.common.cli import run_cli
 
 DEFAULT_WAIT_S = 7 * 24 * 3600.0
 
@@ -97,12 +97,5 @@ def _finite(value):
 
 def run_main(main: Callable[[List[str]], int], argv: Optional[List[str]]) -> int:
     """Run a CLI body; user errors become one ``error: ...`` line and exit code 2."""
-    try:
-        return main(argv)
-    except (BenchmarkError, TorchrunEnvError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished sequences are kept; run the same command again to resume",
-              file=sys.stderr)
-        return 130
+    return run_cli(main, argv,
+                   interrupted="interrupted: finished sequences are kept; run the same command again to resume")

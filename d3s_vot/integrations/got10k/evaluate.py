@@ -29,6 +29,7 @@ from d3s_vot.integrations.box_runner.runner import SequenceJob, check_records
 from d3s_vot.integrations.box_runner.trackers import oracle_files
 from d3s_vot.integrations.box_runner.sharding import DistContext, run_sharded
 from d3s_vot.common.io_utils import atomic_write_bytes
+from d3s_vot.common.cli import CliArgumentParser
 
 RECORD_FORMAT = "%.3f"        # what ExperimentGOT10k._record writes
 SUBMIT_URL = "http://got-10k.aitestunion.com/submit_instructions"
@@ -36,7 +37,7 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m d3s_vot.got10k_eval", description=__doc__.split("\n\n")[0])
+    parser = CliArgumentParser(prog="python -m d3s_vot.got10k_eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", required=True, help="GOT-10k root (holds val/ and test/)")
     parser.add_argument("--subset", choices=("val", "test"), default="val")
     parser.add_argument("--result-dir", required=True, help="tracking results go to RESULT_DIR/GOT-10k/<tracker>")

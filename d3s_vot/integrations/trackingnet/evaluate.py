@@ -29,6 +29,7 @@ from d3s_vot.integrations.box_runner.sharding import DistContext, run_sharded
 from d3s_vot.integrations.trackingnet.dataset import TrackingNetSequence, load_chunks, parse_chunks
 from d3s_vot.integrations.trackingnet.metrics import TrackingNetScores, score, score_files
 from d3s_vot.common.io_utils import atomic_write_bytes
+from d3s_vot.common.cli import CliArgumentParser
 
 RECORD_FORMAT = "%.2f"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -36,8 +37,8 @@ SERVER = "https://eval.ai/web/challenges/challenge-page/1805"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m d3s_vot.trackingnet_eval", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser = CliArgumentParser(prog="python -m d3s_vot.trackingnet_eval", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CliArgumentParser)
     run = sub.add_parser("run", help="track the sequences of some chunks (resumable); pack and/or score")
     run.add_argument("--root", required=True, help="TrackingNet root (holds TEST/ and TRAIN_k/)")
     run.add_argument("--chunks", required=True, metavar="LIST", help="comma-separated, e.g. TEST or TRAIN_0,TRAIN_1")

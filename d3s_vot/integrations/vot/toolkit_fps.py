@@ -15,7 +15,6 @@ where the evaluation ran.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import re
@@ -23,8 +22,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from d3s_vot.common.cli import CliArgumentParser, UserError, run_cli
 
-class SpeedError(Exception):
+
+class SpeedError(UserError):
     """Bad input: reported as one ``error:`` line naming the file."""
 
 
@@ -191,16 +192,16 @@ def speed_report(workspace: str | Path, trackers: list[str] | None = None, with_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m d3s_vot.vot_speed", description=__doc__.splitlines()[0])
+    return run_cli(main_body, argv)
+
+
+def main_body(argv: list[str] | None) -> int:
+    parser = CliArgumentParser(prog="python -m d3s_vot.vot_speed", description=__doc__.splitlines()[0])
     parser.add_argument("workspace", help="VOT workspace directory")
     parser.add_argument("trackers", nargs="*", metavar="TRACKER", help="tracker identifiers (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    try:
-        report = speed_report(args.workspace, args.trackers or None)
-    except (SpeedError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = speed_report(args.workspace, args.trackers or None)
     print(json.dumps(report, indent=2) if args.json else render_text(report))
     return 0
 
