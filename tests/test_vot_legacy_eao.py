@@ -99,7 +99,8 @@ def test_cli_output_and_errors(tmp_path):
     ok = run(str(ws), "T", "--low", "2", "--high", "10")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == (f"T baseline: legacy EAO (vot2018, frames 2..10) = {np.mean(FAILING_CURVE[1:]):.4f}"
-                                 "  [1 sequences, 3 runs, 3 failures]")
+                                 "  [1 sequences, 3 runs, 3 failures, overlap matlab, curve from zeros, "
+                                 "runs by is_deterministic]")
     default = run(str(ws), "T", "--stack", "vot2016")
     assert "frames 108..371) = nan" in default.stdout
     missing = run(str(ws), "nobody")
