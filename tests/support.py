@@ -2,12 +2,17 @@
 
 ``TraxSession``: a tracker process behind a vot-trax client, as the VOT toolkit drives it, every wait
 bounded so that a hang fails the test. ``run_track_cli``: ``python -m d3s_vot.track`` in-process.
+``vot``/``analysis``: the real toolkit's CLI on a workspace; ``MASK_TRACKERS_INI``: the mask-output
+reference trackers and D3S of the VOT2020 and VOTS end-to-end tests.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +69,60 @@ def run_track_cli(capsys, *argv):
         code = exc.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+# --- the real VOT toolkit ----------------------------------------------------------------------------
+
+def vot_command() -> list[str]:
+    exe = shutil.which("vot", path=str(Path(sys.executable).parent)) or shutil.which("vot")
+    return [exe] if exe else [sys.executable, "-m", "vot"]
+
+
+def vot(*args: str, cwd: Path) -> str:
+    """Run ``vot ARGS`` (text result files, no cache) and return its whole output: the toolkit exits 0
+    even when the tracker crashed, so callers check the output."""
+    env = {**os.environ, "VOT_RESULTS_BINARY": "0", "VOT_PERSISTENT_CACHE": "0"}
+    out = subprocess.run(vot_command() + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    return out.stdout + out.stderr
+
+
+def analysis(ws: Path, name: str, *trackers: str) -> dict:
+    """``vot analysis --format json`` -> ``{(tracker, experiment, analysis type): value}``."""
+    log = vot("analysis", "--workspace", str(ws), "--name", name, "--format", "json", *trackers, cwd=ws)
+    path = ws / "analysis" / f"{name}.json"
+    assert path.is_file(), log
+    doc = json.loads(path.read_text())
+    out = {}
+    for experiment, block in doc["results"].items():
+        kinds = [a["type"] if isinstance(a, dict) else a for a in block["parameters"]["analyses"]]
+        for kind, values in zip(kinds, block["results"]):
+            for tracker, value in zip(doc["trackers"], values):
+                out[(tracker, experiment, kind.rsplit(".", 1)[-1])] = value
+    return out
+
+
+#: oracle, static and random-weights D3S with mask output (``{ws}``: the workspace, for the init logs)
+MASK_TRACKERS_INI = """\
+[oracle]
+protocol = traxpython
+command = d3s_vot.vot_reference_trackers
+env_D3S_REFERENCE_TRACKER = oracle
+env_D3S_OUTPUT = mask
+
+[static]
+protocol = traxpython
+command = d3s_vot.vot_reference_trackers
+env_D3S_REFERENCE_TRACKER = static
+env_D3S_OUTPUT = mask
+env_D3S_INIT_LOG = {ws}/static_inits.log
+
+[D3S_mask]
+protocol = traxpython
+command = d3s_vot.vot_tracker
+timeout = 300
+env_D3S_RANDOM_WEIGHTS = 0
+env_D3S_DEVICE = cpu
+env_D3S_OUTPUT = mask
+env_D3S_PARAMS = use_augmentation=False,init_cg_iter=12
+env_D3S_INIT_LOG = {ws}/d3s_inits.log
+"""

@@ -15,7 +15,6 @@ code and that no traceback leaks:
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -618,7 +617,7 @@ TRAX_REGION_CASES = [
     ("mask-empty-polygon-tracker", _mask(np.zeros((10, 12), np.uint8), 5, 5), {},
      INVALID + "the client sent an empty mask (as a polygon with corners at -3.4e38 and 3.4e38)"),
     ("mask-outside-image", _mask(np.ones((10, 12), np.uint8), 1000, 1000), {"D3S_OUTPUT": "mask"},
-     INVALID + "init mask is empty: no target (nonzero) pixel in the 240x320 mask"),
+     INVALID + "init mask lies entirely outside the 320x240 image: its 12x10 box starts at x=1000, y=1000"),
     ("mask-outside-image-polygon-tracker", _mask(np.ones((10, 12), np.uint8), 1000, 1000), {},
      INVALID + "init region [1000, 1000] - [1011, 1009] lies entirely outside the 320x240 image"),
 ]

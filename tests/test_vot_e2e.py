@@ -8,12 +8,7 @@ EAO finite on 30-frame sequences.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +17,7 @@ import pytest
 from d3s_vot.integrations.vot.legacy_eao import workspace_legacy_eao
 from d3s_vot.synthetic.scene import SceneConfig
 from d3s_vot.synthetic.vot import write_vot
+from support import analysis, vot
 
 STACK = """\
 title: tiny vot2018/shortterm-like stack for tests
@@ -81,17 +77,6 @@ env_D3S_INIT_LOG = {ws}/d3s_inits.log
 """
 
 
-def vot_command() -> list[str]:
-    exe = shutil.which("vot", path=str(Path(sys.executable).parent)) or shutil.which("vot")
-    return [exe] if exe else [sys.executable, "-m", "vot"]
-
-
-def vot(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "VOT_RESULTS_BINARY": "0", "VOT_PERSISTENT_CACHE": "0"}
-    out = subprocess.run(vot_command() + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    return out.stdout + out.stderr
-
-
 def make_workspace(root: Path, sequences: int, frames: int) -> Path:
     ws = root / "ws"
     # fast targets so that the static tracker fails (and is re-initialised) within 30 frames
@@ -101,20 +86,6 @@ def make_workspace(root: Path, sequences: int, frames: int) -> Path:
     (ws / "config.yaml").write_text("registry:\n- ./trackers.ini\nstack: ./stack.yaml\n")
     (ws / "trackers.ini").write_text(TRACKERS.format(ws=ws))
     return ws
-
-
-def analysis(ws: Path, name: str, *trackers: str) -> dict:
-    log = vot("analysis", "--workspace", str(ws), "--name", name, "--format", "json", *trackers, cwd=ws)
-    path = ws / "analysis" / f"{name}.json"
-    assert path.is_file(), log
-    doc = json.loads(path.read_text())
-    out = {}
-    for experiment, block in doc["results"].items():
-        kinds = [a["type"] if isinstance(a, dict) else a for a in block["parameters"]["analyses"]]
-        for kind, values in zip(kinds, block["results"]):
-            for tracker, value in zip(doc["trackers"], values):
-                out[(tracker, experiment, kind.rsplit(".", 1)[-1])] = value
-    return out
 
 
 @pytest.fixture(scope="module")

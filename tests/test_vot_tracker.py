@@ -58,7 +58,7 @@ def test_polygon_init_reports_four_corners_and_reinitialises_in_the_same_process
     assert session.finish()[0] == 0
     pids = [line.split()[0] for line in log.read_text().splitlines()]
     assert pids == [str(session.process.pid)] * 2
-    assert log.read_text().splitlines()[1].endswith(" 2")
+    assert log.read_text().splitlines()[1].endswith(" 2 1")  # second initialisation, one object
 
 
 def test_triangle_with_a_repeated_vertex_is_its_minimum_area_rectangle(frame):
@@ -117,8 +117,8 @@ def test_mask_init_is_accepted(frame):
     (lambda: Mask.create(np.zeros((10, 12), np.uint8), 5, 5),
      "error: invalid init region: the client sent an empty mask (as a polygon with corners at -3.4e38 and 3.4e38)", {}),
     (lambda: Mask.create(np.ones((10, 12), np.uint8), 1000, 1000),
-     "error: invalid init region: init mask is empty: no target (nonzero) pixel in the 240x320 mask",
-     {"D3S_OUTPUT": "mask"}),
+     "error: invalid init region: init mask lies entirely outside the 320x240 image: its 12x10 box starts at "
+     "x=1000, y=1000", {"D3S_OUTPUT": "mask"}),
     (lambda: Mask.create(np.ones((10, 12), np.uint8), 1000, 1000),
      "error: invalid init region: init region [1000, 1000] - [1011, 1009] lies entirely outside the 320x240 image", {}),
 ])

@@ -1,4 +1,4 @@
-"""The shipped registry (trackers.ini) and the two workspaces resolve in the VOT toolkit as documented."""
+"""The shipped registry (trackers.ini) and the workspaces resolve in the VOT toolkit as documented."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import yaml
 from d3s_vot.synthetic.vot import write_vot
 
 REPO = Path(__file__).resolve().parents[1]
-WORKSPACES = {"workspace_vot2016": "vot2016/rgb", "workspace_vot2018": "vot2018/shortterm"}
+WORKSPACES = {"workspace_vot2016": "vot2016/rgb", "workspace_vot2018": "vot2018/shortterm",
+              "workspace_vot2020": "vot2020/shortterm", "workspace_vot2022": "vot2022/shortterm",
+              "workspace_vots2023": "vots2023"}
 
 
 def test_registry_entries():

@@ -6,15 +6,17 @@ Each format lives in ``d3s_vot.synthetic.<format>`` and exposes ``add_arguments(
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
+
+from d3s_vot.common.cli import CliArgumentParser, run_cli
 
 FORMATS = {
     "vot": "VOT toolkit workspace sequences (list.txt, sequence, color/, groundtruth.txt, *.tag)",
     "got10k": "GOT-10k dataset layout",
     "trackingnet": "TrackingNet dataset layout",
     "ytvos": "YouTube-VOS style segmentation training data",
+    "davis": "DAVIS 2016/2017 layout (JPEGImages/480p, palette Annotations/480p, ImageSets), several objects",
 }
 
 
@@ -32,9 +34,12 @@ def _load_format(name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m d3s_vot.synthetic", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="format", metavar="FORMAT")
+    return run_cli(_write, list(sys.argv[1:] if argv is None else argv))
+
+
+def _write(argv: list[str]) -> int:
+    parser = CliArgumentParser(prog="python -m d3s_vot.synthetic", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="format", metavar="FORMAT", parser_class=CliArgumentParser)
     # Only the requested format is imported; the others get a placeholder parser for --help.
     requested = next((a for a in argv if not a.startswith("-")), None)
     for name, help_text in FORMATS.items():
@@ -49,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
             sub_parser.set_defaults(_run=module.main)
     args = parser.parse_args(argv)
     if args.format is None:
-        parser.print_usage(sys.stderr)
         print(f"error: choose a format: {', '.join(FORMATS)}", file=sys.stderr)
         return 2
     return int(args._run(args) or 0)

@@ -7,12 +7,13 @@ are made disjoint with :func:`disjoint_masks`.
 """
 from __future__ import annotations
 
-from typing import Dict, Hashable, Iterable, List, Mapping
+from typing import TYPE_CHECKING, Dict, Hashable, Iterable, List, Mapping
 
 import numpy as np
 
-from .d3s import D3STracker
-from .result import TrackResult
+if TYPE_CHECKING:       # only for annotations: this module loads without torch
+    from .d3s import D3STracker
+    from .result import TrackResult
 
 
 class MultiObjectTracker:

@@ -13,7 +13,13 @@ Configuration comes from the environment (``env_<NAME>`` keys in ``trackers.ini`
 * ``D3S_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``; default cuda if available), ``D3S_DTYPE`` (``float32``).
 * ``D3S_PARAMS="name=value,name=value"``: ``D3SParams`` overrides.
 * ``D3S_OUTPUT=polygon|mask|rectangle`` (default ``polygon``): the reported region.
-* ``D3S_INIT_LOG=<file>``: append ``<pid> <init count>`` per INITIALIZE (to verify process reuse).
+* ``D3S_INIT_LOG=<file>``: append ``<pid> <init count> <objects>`` per INITIALIZE (to verify process reuse).
+
+Multi-object (VOTS2023-2025): the server declares multi-object support. An INITIALIZE request with N
+objects starts N D3S states (:meth:`D3STracker.fork`, one set of networks loaded once) and every reply
+carries the N regions in request order; with mask output the N masks are made disjoint (a pixel goes to
+the object with the highest segmentation score). A FRAME request that adds objects is refused with an
+``error:`` line. Single-object stacks (VOT2016-2022) send one object and see no difference.
 
 Init polygons are used at full float precision (the original wrapper rounded them to 2 decimals; VOT
 ground truth has at most 2-4 decimals, so this changes nothing measurable and keeps the value exact).
@@ -45,6 +51,15 @@ class TrackerLike(Protocol):
     def initialize(self, image: np.ndarray, region: np.ndarray) -> Any: ...
 
     def track(self, image: np.ndarray) -> Any: ...
+
+
+class ObjectsTracker(Protocol):
+    """The targets of one TraX session: :class:`d3s_vot.tracker.multi.MultiObjectTracker` for D3S (N forks over
+    one set of networks), or the reference trackers' set in tests."""
+
+    def initialize(self, image: np.ndarray, regions: Mapping[int, np.ndarray]) -> None: ...
+
+    def track(self, image: np.ndarray) -> Mapping[int, Any]: ...
 
 
 class EntryError(Exception):
@@ -141,6 +156,9 @@ def trax_region_to_init(region: Any, image_shape: tuple[int, ...]) -> np.ndarray
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + w, width), min(y0 + h, height)
         if cx0 < cx1 and cy0 < cy1:
             mask[cy0:cy1, cx0:cx1] = local[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] > 0
+        if not mask.any() and np.any(local > 0):
+            raise EntryError(f"init mask lies entirely outside the {width}x{height} image: its {w}x{h} box "
+                             f"starts at x={x0}, y={y0}")
         return mask
     if kind == "special":
         raise EntryError("the client sent a special (unknown) region, e.g. NaN coordinates in groundtruth.txt")
@@ -196,23 +214,64 @@ def _confidence(result: Any) -> str:
 # --- server loop --------------------------------------------------------------------------------------
 
 
-def serve(tracker: TrackerLike, output: str = "polygon", init_log: str | None = None,
-          tracker_name: str = "D3S", on_image: Callable[[str], None] | None = None) -> int:
+def _object_label(index: int, count: int) -> str:
+    """``"object 2 of 3: "`` in a multi-object request, nothing for a single object (messages stay as before)."""
+    return f"object {index} of {count}: " if count > 1 else ""
+
+
+def init_regions(objects: list, image_shape: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """The INITIALIZE request's objects -> ``{index: checked region}``; ``EntryError`` naming the object."""
+    if not objects:
+        raise EntryError("INITIALIZE request without a region")
+    from d3s_vot.tracker.regions import normalize_region       # numpy only: no torch before the handshake
+
+    regions = {}
+    for index, (region, _) in enumerate(objects):
+        try:
+            regions[index] = normalize_region(trax_region_to_init(region, image_shape), image_shape)
+        except (EntryError, ValueError) as exc:
+            raise EntryError(f"invalid init region: {_object_label(index, len(objects))}{exc}") from None
+    return regions
+
+
+def reply_objects(results: Mapping[int, Any], output: str, init_kinds: list[str],
+                  separate: Callable[[Mapping[int, Any]], Mapping[int, np.ndarray]] | None = None) -> list:
+    """Per-object results -> the TraX reply ``[(region, {"confidence": ...}), ...]`` in object order. With mask
+    output and several objects, ``separate`` (e.g. :func:`d3s_vot.tracker.multi.disjoint_masks`) makes the
+    masks disjoint first."""
+    from trax.region import Mask
+
+    masks = separate(results) if (separate is not None and output == "mask" and len(results) > 1) else None
+    reply = []
+    for index, result in results.items():
+        if masks is not None:
+            region = Mask.create(np.ascontiguousarray(masks[index], dtype=np.uint8), 0, 0)
+        else:
+            region = result_to_trax(result, output, init_kinds[index])
+        reply.append((region, {"confidence": _confidence(result)}))
+    return reply
+
+
+def serve(objects: ObjectsTracker, output: str = "polygon", init_log: str | None = None,
+          tracker_name: str = "D3S", on_image: Callable[[str], None] | None = None,
+          separate: Callable[[Mapping[int, Any]], Mapping[int, np.ndarray]] | None = None) -> int:
     """Answer TraX requests on stdin/stdout until QUIT; return the process exit code.
 
+    The server declares multi-object support: an INITIALIZE request with N objects (re)starts ``objects``
+    with exactly those N targets (any N, at any time, always in this process), and every FRAME request is
+    answered with all N regions in the INITIALIZE order. A FRAME request that brings new objects (the
+    object count changing mid-sequence) is refused: VOTS gives every target in the first frame.
     Any exception during a request ends the session with its message (never a hang); user errors
     (``EntryError``, ``ValueError``) give one ``error:`` line, anything else also the traceback. An
     unusable init region (checked by :func:`~d3s_vot.tracker.regions.normalize_region`) gives
-    ``error: invalid init region: ...``.
+    ``error: invalid init region: ...`` (``... object K of N: ...`` in a multi-object request).
     """
     from trax import Image, Region, Server, TraxStatus
 
-    from d3s_vot.tracker.regions import normalize_region       # numpy only: no torch before the handshake
-
     region_formats = [Region.RECTANGLE, Region.POLYGON] + ([Region.MASK] if output == "mask" else [])
-    server = Server(region_formats, [Image.PATH], ["color"], tracker_name=tracker_name)
+    server = Server(region_formats, [Image.PATH], ["color"], tracker_name=tracker_name, multiobject=True)
     initializations = 0
-    init_kind = "polygon"
+    init_kinds: list[str] = []
     try:
         while True:
             request = server.wait()
@@ -223,23 +282,20 @@ def serve(tracker: TrackerLike, output: str = "polygon", init_log: str | None = 
                 on_image(path)
             image = read_image(path)
             if request.type == TraxStatus.INITIALIZE:
-                if not request.objects:
-                    raise EntryError("INITIALIZE request without a region")
-                region = request.objects[0][0]
-                init_kind = region.type
-                try:
-                    init = normalize_region(trax_region_to_init(region, image.shape), image.shape)
-                except (EntryError, ValueError) as exc:
-                    raise EntryError(f"invalid init region: {exc}") from None
-                tracker.initialize(image, init)
+                regions = init_regions(request.objects, image.shape)
+                init_kinds = [region.type for region, _ in request.objects]
+                objects.initialize(image, regions)
                 initializations += 1
                 if init_log:
                     with open(init_log, "a") as handle:
-                        handle.write(f"{os.getpid()} {initializations}\n")
-                server.status([(region, {"confidence": "1.0000"})])
+                        handle.write(f"{os.getpid()} {initializations} {len(regions)}\n")
+                server.status([(region, {"confidence": "1.0000"}) for region, _ in request.objects])
                 continue
-            result = tracker.track(image)
-            server.status([(result_to_trax(result, output, init_kind), {"confidence": _confidence(result)})])
+            if request.objects:
+                raise EntryError(f"object count changed mid-sequence: a frame request brought {len(request.objects)} "
+                                 f"new object(s) while {len(init_kinds)} are tracked; every target must be given "
+                                 "in the INITIALIZE request (VOTS initialises all targets in the first frame)")
+            server.status(reply_objects(objects.track(image), output, init_kinds, separate))
     except (EntryError, ValueError) as exc:
         return _abort(server, f"error: {exc}")
     except Exception as exc:  # noqa: BLE001 - the session must end with a message, whatever happened
@@ -297,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - e.g. WeightsError; one clear line for the toolkit log
         print(f"error: cannot start D3S: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1
-    return serve(tracker, config.output, config.init_log)
+    from d3s_vot.tracker.multi import MultiObjectTracker, disjoint_masks
+
+    return serve(MultiObjectTracker(tracker), config.output, config.init_log, separate=disjoint_masks)
 
 
 if __name__ == "__main__":
