@@ -10,8 +10,6 @@ import ast
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
-import pytest
-
 import d3s_vot
 
 PACKAGE_DIR = Path(d3s_vot.__file__).resolve().parent

@@ -22,6 +22,8 @@ MISSING = "/nonexistent/d3s-cli-probe"
 # module -> (arguments, extra environment, exit code, the exact stderr line or its start when it ends in "...")
 CASES = {
     "bench": (["--sizes", "0"], {}, 2, "error: --sizes: '0' is not WIDTHxHEIGHT (e.g. 640x480,1280x720)"),
+    "davis_eval": (["--root", MISSING, "--year", "2017", "--results", "r"], {}, 2,
+                   f"error: DAVIS root {MISSING} does not exist; get DAVIS from ..."),
     "demo": (["--frames", "5"], {}, 2,
              "error: --frames must be between 10 and 2000, got 5 (see python -m d3s_vot.demo --help)"),
     "got10k_eval": (["--root", MISSING, "--result-dir", "r"], {}, 2,

@@ -1,7 +1,6 @@
 """``python -m d3s_vot.track``: sequence discovery, frame reading, output format, errors, a real run."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -2,7 +2,7 @@
 
     python -m d3s_vot.report --vot-workspace workspace_vot2018 [--vot-workspace workspace_vot2016] \\
         [--got10k-report reports/GOT-10k/D3S] [--trackingnet-json tn.json] [--tracker D3S] \\
-        [--out report.md] [--html report.html]
+        [--davis-json results/davis2017/scores.json] [--out report.md] [--html report.html]
 
 Everything in the tables comes from result files written by the official tools (nothing is re-run):
 
@@ -12,6 +12,7 @@ Everything in the tables comes from result files written by the official tools (
   :mod:`d3s_vot.legacy_eao`, and the FPS from the toolkit's timing files (:mod:`d3s_vot.vot_speed`);
 * GOT-10k: the toolkit's ``performance.json`` (or the ``--json`` file of ``python -m d3s_vot.got10k_eval``);
 * TrackingNet: the ``--json`` file of ``python -m d3s_vot.trackingnet_eval run|score``.
+* DAVIS 2016/2017: the scores JSON of ``python -m d3s_vot.davis_eval`` (``RESULTS/scores.json``).
 
 The published numbers live in ``d3s_vot/data/paper_results.json`` with a source per number. Inputs that are
 not given, or hold no results for the tracker, are left out with a note; an unreadable file is an error
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from d3s_vot.common.io_utils import CliArgumentParser, atomic_write_text
+from d3s_vot.common.cli import UserError, run_cli
 
 REFERENCE_FORMAT = "d3s_vot.paper_results/1"
 STACK_BENCHMARKS = {"vot2018/shortterm": "VOT2018", "vot2016/rgb": "VOT2016"}
@@ -37,7 +39,7 @@ UNIT_DIGITS = {"fraction": 3, "failures per 100 frames": 3, "percent": 1, "frame
 MISSING = "n/a"
 
 
-class ReportError(Exception):
+class ReportError(UserError):
     """An unreadable or malformed input file: reported as one ``error:`` line naming the file."""
 
 
@@ -387,12 +389,49 @@ def trackingnet_section(path: str | Path) -> Section:
     return section
 
 
+def davis_section(path: str | Path) -> Section:
+    """DAVIS J&F, J mean and F mean (official definitions, percent) and FPS from the runner's scores JSON."""
+    file = Path(path)
+    if not file.is_file():
+        raise ReportError(f"DAVIS scores {file} do not exist")
+    doc = _read_json(file)
+    try:
+        year, split = str(doc["year"]), str(doc["split"])
+        if year not in ("2016", "2017"):
+            raise KeyError("year")
+        scores = doc["overall"]
+        values = [_finite(scores[k]) for k in ("J&F-Mean", "J-Mean", "F-Mean")]
+        counts = int(doc["sequences"]), int(doc["objects"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReportError(f"{file}: not a DAVIS scores JSON (write it with python -m d3s_vot.davis_eval; "
+                          f"missing {exc})") from None
+    notes = [f"{counts[0]} sequences, {counts[1]} objects; frames scored as the official evaluation does (all but "
+             "the first and the last); the paper's numbers are DAVIS val"]
+    if split != "val":
+        notes.append(f"local split {split!r}, not the paper's val split: the deltas only show the order of magnitude")
+    section = Section(f"DAVIS {year} {split}: {doc.get('tracker', 'results')}", str(file), notes=notes)
+    prefix = f"davis{year}"
+    section.rows = [Row("J&F", _percent(values[0]), "percent", f"{prefix}.jf"),
+                    Row("J mean", _percent(values[1]), "percent", f"{prefix}.j"),
+                    Row("F mean", _percent(values[2]), "percent", f"{prefix}.f")]
+    fps = _finite(doc.get("fps"))
+    if fps is not None:
+        section.rows.append(Row("FPS", fps, "frames per second", None,
+                                "tracked frames / their total time, all objects of a frame together"))
+    return section
+
+
+def _percent(value: Optional[float]) -> Optional[float]:
+    return None if value is None else 100.0 * value
+
+
 # --- assembling and rendering -------------------------------------------------------------------------
 
 
 def build_report(vot_workspaces: Sequence[str | Path] = (), got10k: Optional[str | Path] = None,
                  trackingnet: Optional[str | Path] = None, tracker: str = "D3S",
-                 references: Optional[Dict[str, ReferenceEntry]] = None) -> Report:
+                 references: Optional[Dict[str, ReferenceEntry]] = None,
+                 davis: Sequence[str | Path] = ()) -> Report:
     report = Report(tracker, references=references if references is not None else load_references())
     for ws in vot_workspaces:
         section, omitted = vot_section(ws, tracker)
@@ -409,6 +448,10 @@ def build_report(vot_workspaces: Sequence[str | Path] = (), got10k: Optional[str
         report.omitted.append("TrackingNet: no --trackingnet-json given")
     if not vot_workspaces:
         report.omitted.append("VOT: no --vot-workspace given")
+    for scores in davis:
+        report.sections.append(davis_section(scores))
+    if not davis:
+        report.omitted.append("DAVIS: no --davis-json given")
     return report
 
 
@@ -512,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "python -m d3s_vot.got10k_eval")
     parser.add_argument("--trackingnet-json", metavar="FILE",
                         help="--json file of python -m d3s_vot.trackingnet_eval run|score")
+    parser.add_argument("--davis-json", action="append", default=[], metavar="FILE",
+                        help="scores JSON of python -m d3s_vot.davis_eval (repeatable: DAVIS 2016 and 2017)")
     parser.add_argument("--tracker", default="D3S", help="tracker identifier in the results (default D3S)")
     parser.add_argument("--out", metavar="REPORT.md", help="also write the Markdown report to this file")
     parser.add_argument("--html", metavar="REPORT.html", help="also write an HTML report to this file")
@@ -519,19 +564,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return run_cli(_report, argv)
+
+
+def _report(argv: Optional[List[str]]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        report = build_report(args.vot_workspace, args.got10k_report, args.trackingnet_json, args.tracker)
-        markdown = render_markdown(report)
-        for target, text in ((args.out, markdown), (args.html, render_html(report) if args.html else None)):
-            if target:
-                try:
-                    atomic_write_text(target, text)
-                except OSError as exc:
-                    raise ReportError(f"cannot write {target}: {exc.strerror or exc}") from None
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = build_report(args.vot_workspace, args.got10k_report, args.trackingnet_json, args.tracker,
+                          davis=args.davis_json)
+    markdown = render_markdown(report)
+    for target, text in ((args.out, markdown), (args.html, render_html(report) if args.html else None)):
+        if target:
+            try:
+                atomic_write_text(target, text)
+            except OSError as exc:
+                raise ReportError(f"cannot write {target}: {exc.strerror or exc}") from None
     print(markdown, end="")
     for target in (args.out, args.html):
         if target:

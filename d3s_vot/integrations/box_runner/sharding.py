@@ -19,14 +19,15 @@ import multiprocessing
 import os
 import time
 from datetime import timedelta
-from typing import List, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, List, Sequence, TypeVar
 
 from tqdm import tqdm
 
 from d3s_vot.common.distributed import DistContext
 from d3s_vot.integrations.box_runner.boxio import BenchmarkError
-from d3s_vot.integrations.box_runner.runner import JobOutcome, SequenceJob, missing_records, run_job
-from d3s_vot.integrations.box_runner.trackers import BoxTracker, RunnerTrackerSpec, build_box_tracker
+from d3s_vot.integrations.box_runner.runner import missing_records, run_job
+from d3s_vot.integrations.box_runner.trackers import RunnerTrackerSpec, build_box_tracker
 
 T = TypeVar("T")
 
@@ -40,44 +41,58 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+@dataclass(frozen=True)
+class JobRunner:
+    """How one kind of job runs: ``build(spec)`` makes a process's tracker (once), ``run(tracker, job,
+    progress=...)`` runs one job. Both are module-level functions, so spawn workers receive them by
+    reference. Jobs need ``name`` and ``is_done()`` (their result exists)."""
+    build: Callable[[RunnerTrackerSpec], Any]
+    run: Callable[..., Any]
+
+
+#: the GOT-10k/TrackingNet box runner
+BOX_RUNNER = JobRunner(build=build_box_tracker, run=run_job)
+
 # Per-process tracker of a pool worker: built on the worker's first sequence (not in the pool
 # initializer, where an exception would make the pool respawn workers forever).
 _worker_state: dict = {}
 
 
-def _init_worker(spec: RunnerTrackerSpec) -> None:
+def _init_worker(spec: RunnerTrackerSpec, runner: JobRunner) -> None:
     os.environ["OMP_NUM_THREADS"] = str(spec.threads)
     os.environ["MKL_NUM_THREADS"] = str(spec.threads)
-    _worker_state["spec"] = spec
+    _worker_state["spec"], _worker_state["runner"] = spec, runner
 
 
-def _run_in_worker(job: SequenceJob) -> JobOutcome:
+def _run_in_worker(job):
+    runner: JobRunner = _worker_state["runner"]
     tracker = _worker_state.get("tracker")
     if tracker is None:
-        tracker = _worker_state["tracker"] = build_box_tracker(_worker_state["spec"])
-    return run_job(tracker, job)
+        tracker = _worker_state["tracker"] = runner.build(_worker_state["spec"])
+    return runner.run(tracker, job)
 
 
-def run_jobs(spec: RunnerTrackerSpec, jobs: Sequence[SequenceJob], workers: int = 1, progress: bool = True,
-             desc: str = "sequences") -> List[JobOutcome]:
-    """Run every unfinished job, in this process (``workers <= 1``) or in a spawn pool."""
+def run_jobs(spec: RunnerTrackerSpec, jobs: Sequence[Any], workers: int = 1, progress: bool = True,
+             desc: str = "sequences", runner: JobRunner = BOX_RUNNER) -> List[Any]:
+    """Run every unfinished job, in this process (``workers <= 1``) or in a spawn pool; the outcomes of
+    the jobs run now."""
     todo = [job for job in jobs if not job.is_done()]
-    outcomes: List[JobOutcome] = []
+    outcomes: List[Any] = []
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="seq",
               disable=not progress) as bar:
         if not todo:
             return outcomes
         if workers <= 1:
-            tracker: BoxTracker = build_box_tracker(spec)
+            tracker = runner.build(spec)
             for job in todo:
-                outcomes.append(run_job(tracker, job, progress=progress))
+                outcomes.append(runner.run(tracker, job, progress=progress))
                 bar.update(1)
             return outcomes
         if spec.threads is None:
             # from the requested N, not from what is left: a resumed run computes like the first one
             spec = dataclasses.replace(spec, threads=threads_per_worker(workers))
         context = multiprocessing.get_context("spawn")
-        with context.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(spec,)) as pool:
+        with context.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(spec, runner)) as pool:
             for outcome in pool.imap_unordered(_run_in_worker, todo):
                 outcomes.append(outcome)
                 bar.update(1)
@@ -104,7 +119,7 @@ def finish_distributed(active: bool) -> None:
             dist.destroy_process_group()
 
 
-def wait_for_records(jobs: Sequence[SequenceJob], use_barrier: bool, timeout_s: float,
+def wait_for_records(jobs: Sequence[Any], use_barrier: bool, timeout_s: float,
                      poll_s: float = 2.0) -> None:
     """Block until every job's record exists: a gloo barrier when joined, else by polling the files."""
     if use_barrier:
@@ -122,14 +137,14 @@ def wait_for_records(jobs: Sequence[SequenceJob], use_barrier: bool, timeout_s: 
         time.sleep(poll_s)
 
 
-def run_sharded(spec: RunnerTrackerSpec, jobs: Sequence[SequenceJob], ctx: DistContext, *, workers: int,
-                wait_timeout: float, progress: bool, desc: str) -> bool:
+def run_sharded(spec: RunnerTrackerSpec, jobs: Sequence[Any], ctx: DistContext, *, workers: int,
+                wait_timeout: float, progress: bool, desc: str, runner: JobRunner = BOX_RUNNER) -> bool:
     """Run this rank's share of ``jobs`` (with ``workers`` local processes). Returns True on rank 0
     once every rank's records exist (the caller then reports), False on the other ranks."""
     distributed = init_distributed(ctx, wait_timeout)
     try:
         run_jobs(spec, shard(jobs, ctx.rank, ctx.world_size), workers=workers, progress=progress,
-                 desc=desc + (f" rank {ctx.rank}" if ctx.world_size > 1 else ""))
+                 desc=desc + (f" rank {ctx.rank}" if ctx.world_size > 1 else ""), runner=runner)
         if not ctx.is_main and not distributed:
             return False
         wait_for_records(jobs, distributed, wait_timeout)
