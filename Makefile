@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast clean-venv
+.PHONY: install demo test test-fast gpu-check clean-venv
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# the one-script GPU check (docs/speed.md): GPU_CHECK_ARGS="--device cpu" for the dry run
+gpu-check:
+	PYTHON=$(if $(wildcard $(PY)),$(PY),python3) bash scripts/gpu_check.sh gpu_check_out $(GPU_CHECK_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

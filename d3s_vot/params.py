@@ -89,6 +89,8 @@ class D3SParams:
     channels_last: bool = True              # NHWC trunks in float32 (~25% faster on CPU/GPU; float64 stays NCHW)
     fold_batchnorm: bool = True             # fold BatchNorm into the convolutions (float32; float64 stays unfolded)
     fused_cpu_trunks: bool = True           # folded trunks on CPU: oneDNN conv+ReLU(+add) calls, prepacked weights
+    bf16_trunks: bool = False               # CUDA only: the two ResNet trunks under bfloat16 autocast (fast mode)
+    compile_trunks: bool = False            # CUDA only: torch.compile(mode="reduce-overhead"), CUDA graphs, for the trunks
 
     def __post_init__(self) -> None:
         """Check every field against :data:`RULES`, then the cross-field rules; a bad value raises
@@ -260,6 +262,8 @@ RULES: Mapping[str, Rule] = MappingProxyType({
     "channels_last": _boolean(),
     "fold_batchnorm": _boolean(),
     "fused_cpu_trunks": _boolean(),
+    "bf16_trunks": _boolean(),
+    "compile_trunks": _boolean(),
 })
 
 
@@ -304,11 +308,13 @@ def _bad(name: str, value: Any, text: str) -> str:
 
 
 #: Fast mode, off by default: the DCF problems are solved in the trackers' dtype (float32: about 2x
-#: faster joint Gauss-Newton and filter updates) and CUDA may use its fastest nondeterministic
-#: kernels (TF32, autotuned cuDNN). Same algorithm, but it leaves the float64 reference
-#: trajectory within a few frames; docs/speed.md has its measured speed-up and its IoU
-#: against the default mode (``python -m d3s_vot.bench --compare-fast``).
-FAST_MODE: Mapping[str, Any] = MappingProxyType({"dcf_float64": False, "deterministic": False})
+#: faster joint Gauss-Newton and filter updates), and on CUDA the trunks' convolutions may use the
+#: fastest nondeterministic kernels (TF32, autotuned cuDNN; the DCF's products stay out of TF32) and
+#: run in bfloat16. Same algorithm, but it leaves the float64 reference trajectory within a few
+#: frames; docs/speed.md has its measured speed-up and its IoU against the default mode
+#: (``python -m d3s_vot.bench --compare-fast``). ``compile_trunks`` stays opt-in (its compilation
+#: takes minutes).
+FAST_MODE: Mapping[str, Any] = MappingProxyType({"dcf_float64": False, "deterministic": False, "bf16_trunks": True})
 
 
 def _parse_value(name: str, text: str, current: Any) -> Any:

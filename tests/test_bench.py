@@ -7,6 +7,7 @@ CLI's error contract.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -473,5 +474,45 @@ def test_a_recorder_does_not_change_the_results(staged_runs):
     assert plain[0] is None and recorded[0] is None
     for a, b in zip(plain[1:], recorded[1:]):
         for name in a.__dataclass_fields__:
-            x, y = getattr(a, name), getattr(b, name)
-            assert (np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y), name
+            assert _same(getattr(a, name), getattr(b, name)), name
+
+
+def _same(x, y) -> bool:
+    """Equal values: arrays element for element, dataclasses (the result's CropMask) field by field."""
+    if isinstance(x, np.ndarray):
+        return isinstance(y, np.ndarray) and np.array_equal(x, y)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return type(x) is type(y) and all(_same(getattr(x, f.name), getattr(y, f.name))
+                                          for f in dataclasses.fields(x))
+    return x == y
+
+
+def test_bound_rounds_run_under_the_trackers_kernel_mode():
+    """The bounds are timed under the tracker's own CUDA kernel settings (deterministic_mode), so that a
+    bound and the tracker use the same cuDNN / TF32 choices."""
+    import contextlib
+
+    entered = []
+
+    @contextlib.contextmanager
+    def mode():
+        entered.append(True)
+        yield
+
+    forms = {"nchw": (lambda x, taps: None, lambda x, taps: None, torch.contiguous_format)}
+    rounds = bench.BoundRounds(forms, 1, torch.float32, bench.Timer(0, 1, torch.device("cpu")), kernel_mode=mode)
+    rounds.run(bench.FRAME_PASSES, "a")
+    rounds.run(bench.INIT_PASSES, "a")
+    assert entered == [True, True]
+
+
+@pytest.mark.cuda
+def test_fast_mode_keeps_tf32_out_of_matrix_products():
+    from conftest import test_device_name
+    from d3s_vot.tracker.d3s import deterministic_mode
+
+    device = torch.device(test_device_name())
+    for enabled in (True, False):
+        with deterministic_mode(enabled, device):
+            assert torch.backends.cuda.matmul.allow_tf32 is False
+            assert torch.backends.cudnn.allow_tf32 is (not enabled)

@@ -1,6 +1,9 @@
 """End-to-end training on synthetic YouTube-VOS: loss falls, exact resume, DDP, tracker-loadable output.
 
-The network is the real one (ResNet-50 at 384x384), so batches and iteration counts are tiny.
+The network is the real one (ResNet-50 at 384x384), so batches and iteration counts are tiny. Every
+run names its device: the suite's test device (``D3S_TEST_DEVICE``, default cpu) for the smoke run, the
+CPU for the bit-exact resume (CUDA kernels are not bit-reproducible across processes) and for the
+two-process torchrun test (gloo; a one-GPU machine cannot give two ranks a GPU each).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from d3s_vot.train.loop import (RunOptions, build_net, random_backbone_state, se
 from d3s_vot.train.sampling import PairDataset
 from d3s_vot.train.ytvos import YouTubeVOS
 
+from conftest import test_device_name
+
 SMALL = SceneConfig(width=160, height=120)
 
 
@@ -42,7 +47,7 @@ def smoke_run(tmp_path_factory, data_root, smoke_config):
     out = tmp_path_factory.mktemp("run")
     options = RunOptions(data_root=data_root, out_dir=out, train_list=data_root / "vos-list-train.txt",
                          val_list=data_root / "vos-list-val.txt", random_backbone=0, num_workers=0,
-                         progress=False)
+                         progress=False, device=test_device_name())
     history = train(smoke_config, options)
     return out, history
 
@@ -110,7 +115,7 @@ def test_checkpoint_loads_into_the_tracker_and_exports(smoke_run, tmp_path):
     assert weights.metadata["epoch"] == "2"
 
     seq = generate_sequence(seed=5, num_frames=4, config=SMALL)
-    tracker = D3STracker(weights, device="cpu")
+    tracker = D3STracker(weights, device=test_device_name())
     tracker.initialize(seq.frames[0], seq.boxes[0])
     for frame in seq.frames[1:]:
         result = tracker.track(frame)
@@ -123,8 +128,8 @@ def test_checkpoint_loads_into_the_tracker_and_exports(smoke_run, tmp_path):
     assert all(torch.equal(packed.backbone_state[k], v) for k, v in direct.backbone_state.items())
 
 
-def _cli_args(data_root, out, *extra):
-    return ["--data", str(data_root), "--out", str(out), "--preset", "smoke", "--random-backbone", "0",
+def _cli_args(data_root, out, *extra, device="cpu"):
+    return ["--data", str(data_root), "--out", str(out), "--device", device, "--preset", "smoke", "--random-backbone", "0",
             "--train-list", str(data_root / "vos-list-train.txt"), "--val-list", str(data_root / "vos-list-val.txt"),
             "--iterations", "2", "--batch-size", "2", "--val-pairs", "2", "--workers", "0", "--no-progress", *extra]
 
@@ -139,6 +144,7 @@ def test_resume_matches_uninterrupted_run_bit_for_bit(tmp_path, data_root, capsy
     assert train_main(_cli_args(data_root, tmp_path / "part", "--epochs", "2")) == 2
     assert "already holds checkpoints" in capsys.readouterr().err
     assert train_main(["--data", str(data_root), "--out", str(tmp_path / "part"), "--resume", "--epochs", "2",
+                       "--device", "cpu",
                        "--val-list", str(data_root / "vos-list-val.txt"),
                        "--train-list", str(data_root / "vos-list-train.txt"), "--workers", "0", "--no-progress"]) == 0
     full = torch.load(tmp_path / "full" / "checkpoint-epoch0002.pth", weights_only=True)

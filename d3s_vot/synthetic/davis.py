@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -26,8 +25,8 @@ from tqdm import tqdm
 from d3s_vot.common.io_utils import atomic_write_text
 from d3s_vot.integrations.davis.labels import write_label_png
 from d3s_vot.synthetic.scene import SceneConfig, generate_sequence
+from d3s_vot.synthetic.segmentation_files import write_labelled_frames
 
-JPEG_QUALITY = 90
 VOID = 255
 SEED_STRIDE = 1_000     # object k of sequence i uses seed (seed + i) * SEED_STRIDE + k (+ skips)
 
@@ -71,16 +70,8 @@ def compose(seed: int, num_frames: int, num_objects: int, config: SceneConfig,
 
 
 def _write_sequence(root: Path, name: str, frames: List[np.ndarray], labels: List[np.ndarray]) -> None:
-    images, annotations = root / "JPEGImages" / "480p" / name, root / "Annotations" / "480p" / name
-    for folder in (images, annotations):
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-    for t, (frame, label) in enumerate(zip(frames, labels)):
-        path = images / f"{t:05d}.jpg"
-        if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError(f"could not write {path}")
-        write_label_png(annotations / f"{t:05d}.png", label)
+    write_labelled_frames(root / "JPEGImages" / "480p" / name, root / "Annotations" / "480p" / name, frames, labels,
+                          lambda t: f"{t:05d}", write_label_png)
 
 
 def write_davis(out_dir: str | os.PathLike, sequences: int = 3, frames: int = 12, objects: int = 3,

@@ -16,20 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from d3s_vot.common.io_utils import atomic_write_text
 from d3s_vot.synthetic.scene import SceneConfig, generate_sequence
+from d3s_vot.synthetic.segmentation_files import write_labelled_frames
 
-JPEG_QUALITY = 90
 FRAME_STEP = 5              # YouTube-VOS annotates every 5th frame of the 30 fps video
 SECOND_OBJECT_EVERY = 3     # videos 2, 5, 8, ... get a second object
 # DAVIS/YouTube-VOS style palette: index 0 black, 1 dark red, 2 dark green, ...
@@ -60,18 +58,14 @@ def _label_maps(seed: int, num_frames: int, config: SceneConfig, two_objects: bo
 
 
 def _write_video(root: Path, vid: str, frames: list[np.ndarray], labels: list[np.ndarray]) -> None:
-    images, annotations = root / "JPEGImages" / vid, root / "Annotations" / vid
-    for folder in (images, annotations):
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-    for t, (frame, label) in enumerate(zip(frames, labels)):
-        path = images / f"{frame_name(t)}.jpg"
-        if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError(f"could not write {path}")
-        png = Image.frombytes("P", (label.shape[1], label.shape[0]), np.ascontiguousarray(label).tobytes())
-        png.putpalette(PALETTE)
-        png.save(annotations / f"{frame_name(t)}.png")
+    write_labelled_frames(root / "JPEGImages" / vid, root / "Annotations" / vid, frames, labels, frame_name,
+                          _write_palette_png)
+
+
+def _write_palette_png(path: Path, label: np.ndarray) -> None:
+    png = Image.frombytes("P", (label.shape[1], label.shape[0]), np.ascontiguousarray(label).tobytes())
+    png.putpalette(PALETTE)
+    png.save(path)
 
 
 def write_ytvos(out_dir: str | os.PathLike, num_videos: int = 6, num_frames: int = 24, seed: int = 0,

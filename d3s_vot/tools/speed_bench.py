@@ -36,11 +36,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from d3s_vot.devices import synchronize
 from d3s_vot.factory import TrackerBuildError, TrackerSpec, build_tracker, check_spec, load_spec_weights
+from d3s_vot.common.cli import run_cli
 from d3s_vot.common.io_utils import CliArgumentParser, InputError, atomic_write_text
 from d3s_vot.model.segm_net import SEGM_TAPS
 from d3s_vot.params import first_frame_samples, parse_assignments
 from d3s_vot.runtime import configure_process
 from d3s_vot.tools.compute_floors import counted_flops, dcf_floors, matmul_peak_gflops
+from d3s_vot.tools.sync_count import render_counts, run_count
+from d3s_vot.tracker.d3s import deterministic_mode
 from d3s_vot.tracker.stages import FRAME_STAGES, INIT_STAGES, NULL_STAGE, SEGMENTATION_STAGES, StageLog, StageTimer
 from d3s_vot.integrations.vot.toolkit_fps import hardware
 
@@ -69,6 +72,7 @@ class BenchConfig:
     quick: bool = False
     fast: bool = False                      # measure the fast mode (D3SParams.fast_mode) instead of the default
     compare_fast: bool = False              # also run default and fast mode side by side: speed-up and IoU
+    count_syncs: bool = False               # count host syncs and ops (d3s_vot.tools.sync_count) instead of timing
 
 
 def tracker_spec(cfg: BenchConfig, fast_mode: Optional[bool] = None) -> TrackerSpec:
@@ -136,7 +140,14 @@ def bound_forms(tracker, weights) -> Dict[str, Form]:
         dcf_net, segm_trunk = (net.to(memory_format=fmt) for net in plain_trunks(weights, tracker.device,
                                                                                  tracker.dtype))
         forms[name] = (dcf_net, segm_trunk, fmt)
-    forms["tracker"] = (tracker.dcf_net, tracker.segm_net.feature_extractor, tracker.memory_format)
+    precision = tracker.trunk_precision        # bfloat16 autocast in the CUDA fast mode, else nothing
+
+    def own(net):
+        def call(x, taps):
+            with precision():
+                return net(x, taps)
+        return call
+    forms["tracker"] = (own(tracker.dcf_net), own(tracker.segm_net.feature_extractor), tracker.memory_format)
     return forms
 
 
@@ -148,8 +159,12 @@ class BoundRounds:
     bound and the tracker time divided by it are measured under the same machine load (the machine
     may be shared), and within a round every form meets the same load too."""
 
-    def __init__(self, forms: Dict[str, Form], init_samples: int, dtype: torch.dtype, timer: Timer):
+    def __init__(self, forms: Dict[str, Form], init_samples: int, dtype: torch.dtype, timer: Timer,
+                 kernel_mode: Optional[Callable[[], ContextManager[Any]]] = None):
         self.timer = timer
+        # the tracker's own CUDA kernel settings (deterministic_mode), so that bounds and tracker
+        # calls get the same cuDNN / TF32 choices
+        self.kernel_mode = kernel_mode if kernel_mode is not None else contextlib.nullcontext
         self.forms = tuple(forms)
         gen = torch.Generator().manual_seed(0)
         base = {side_n: torch.randn(side_n[1], 3, side_n[0], side_n[0], generator=gen, dtype=torch.float32)
@@ -165,7 +180,7 @@ class BoundRounds:
 
     def run(self, passes: Tuple[str, ...] = PASSES, tag: Optional[str] = None) -> None:
         """One round; the times are kept under ``tag`` (None: an untimed warm-up round)."""
-        with torch.no_grad():
+        with torch.no_grad(), self.kernel_mode():
             for key, fn in self.calls.items():
                 if key[1] in passes:
                     ms, _ = self.timer.measure(fn, warmup=0, repeats=1)
@@ -549,7 +564,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
     _warm_up(tracker, cfg)
     # the size of the first-frame batch the init bound passes through the trunk
     init_samples = first_frame_samples(params)
-    rounds = BoundRounds(bound_forms(tracker, weights), init_samples, tracker.dtype, timer)
+    rounds = BoundRounds(bound_forms(tracker, weights), init_samples, tracker.dtype, timer,
+                         kernel_mode=lambda: deterministic_mode(params.deterministic, tracker.device))
     for _ in range(timer.warmup):
         rounds.run()
     sizes = [bench_size(tracker, w, h, cfg, timer, rounds, progress) for w, h in cfg.sizes]
@@ -582,6 +598,24 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> Dict[str, Any]:
             "config": config, "bounds": bounds, "matmul_peak_gflops": peaks, "sizes": sizes, "fast_mode": cfg.fast,
             "stage_source": "timed run" if stages_in_timed_run(tracker.device) else "second, instrumented pass",
             "fast_mode_comparison": comparison}
+
+
+SYNC_COUNT_FRAMES = 11                  # frame 11 is the first regular filter update
+
+
+def run_sync_count(cfg: BenchConfig) -> Dict[str, Any]:
+    """``--count-syncs``: host syncs and ATen ops of the CUDA code path on the first size's sequence
+    (d3s_vot.tools.sync_count), with the bench's weights, dtype, parameters and fast mode."""
+    configure_process(cfg.threads)
+    spec = tracker_spec(cfg)
+    with _input_errors():
+        check_spec(spec)
+        weights = load_spec_weights(spec)
+    width, height = cfg.sizes[0]
+    with _input_errors():
+        report = run_count(spec, width, height, cfg.frames, cfg.seed, weights=weights)
+    report["hardware"] = hardware()
+    return report
 
 
 # ------------------------------------------------------------------------------------------------
@@ -732,6 +766,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fast", action="store_true", help="measure the fast mode (D3SParams.fast_mode())")
     parser.add_argument("--compare-fast", action="store_true",
                         help="also run the default and the fast mode side by side: speed-ups and IoU between them")
+    parser.add_argument("--count-syncs", action="store_true",
+                        help="instead of timing: count the host synchronisations and ATen ops per initialisation, "
+                             "plain frame and filter-update frame on the CUDA code path (works on the CPU; "
+                             "d3s_vot.tools.sync_count)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -756,22 +794,23 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     repeats = args.repeats if args.repeats is not None else (1 if quick else 5)
     return BenchConfig(
         device=args.device, dtype=args.dtype, weights=args.weights,
-        frames=args.frames if args.frames is not None else (5 if quick else 50),
+        frames=args.frames if args.frames is not None else
+        (SYNC_COUNT_FRAMES if args.count_syncs else 5 if quick else 50),
         sizes=parse_sizes(args.sizes) if args.sizes else (QUICK_SIZES if quick else DEFAULT_SIZES),
         threads=args.threads, warmup=1 if quick else 2, repeats=repeats,
         init_repeats=1 if quick else min(repeats, 3), overrides=overrides, json_path=args.json, quick=quick,
-        fast=args.fast, compare_fast=args.compare_fast)
+        fast=args.fast, compare_fast=args.compare_fast, count_syncs=args.count_syncs)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return run_cli(_bench, argv)
+
+
+def _bench(argv: Optional[List[str]]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-        report = run_bench(cfg, progress=not args.no_progress)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(render_text(report))
+    cfg = config_from_args(args)
+    report = run_sync_count(cfg) if cfg.count_syncs else run_bench(cfg, progress=not args.no_progress)
+    print(render_counts(report) if cfg.count_syncs else render_text(report))
     if cfg.json_path:
         atomic_write_text(Path(cfg.json_path).expanduser(), json.dumps(report, indent=2) + "\n")
         print(f"\nwrote {cfg.json_path}")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .transfers import download, host_side, upload, upload_many
 
 
 @dataclass(frozen=True)
@@ -37,23 +39,29 @@ def build_augmentations(sample_size: int, shifts: Sequence[Tuple[float, float]],
     return augs
 
 
-def _centre_indices(h: int, w: int, out: int, shift: Tuple[int, int], device: torch.device
-                    ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Row and column indices of the centre crop (or replicated pad) to out x out, moved by -shift."""
+def _centre_indices(h: int, w: int, out: int, shift: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Row and column indices (host arrays) of the centre crop (or replicated pad) to out x out,
+    moved by -shift."""
     pad_h, pad_w = (out - h) / 2, (out - w) / 2
     top = math.floor(pad_h) + shift[0]
     bottom = math.ceil(pad_h) - shift[0]
     left = math.floor(pad_w) + shift[1]
     right = math.ceil(pad_w) - shift[1]
-    rows = torch.arange(-top, h + bottom, device=device).clamp_(0, h - 1)
-    cols = torch.arange(-left, w + right, device=device).clamp_(0, w - 1)
+    rows = np.clip(np.arange(-top, h + bottom, dtype=np.int64), 0, h - 1)
+    cols = np.clip(np.arange(-left, w + right, dtype=np.int64), 0, w - 1)
     return rows, cols
+
+
+def _select(image: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+    """``image[..., rows, :][..., cols]`` with the indices uploaded together (no synchronisation)."""
+    index_rows, index_cols = upload(np.stack((rows, cols)), image.device)
+    return image.index_select(-2, index_rows).index_select(-1, index_cols)
 
 
 def _crop_centre(image: torch.Tensor, out: int, shift: Tuple[int, int]) -> torch.Tensor:
     """Centre crop (or pad, replicated) to out x out, with the window moved by -shift."""
-    rows, cols = _centre_indices(image.shape[-2], image.shape[-1], out, shift, image.device)
-    return image.index_select(-2, rows).index_select(-1, cols)
+    rows, cols = _centre_indices(image.shape[-2], image.shape[-1], out, shift)
+    return _select(image, rows, cols)
 
 
 def _blur_radius(s: float) -> int:
@@ -62,19 +70,21 @@ def _blur_radius(s: float) -> int:
 
 
 def _blur_kernels(sigma: Tuple[float, float], dtype: torch.dtype, device: torch.device) -> List[torch.Tensor]:
-    """Normalised 1-D Gaussians of radius :func:`_blur_radius`, built in float32 as in the original."""
+    """Normalised 1-D Gaussians of radius :func:`_blur_radius`, built in float32 on the host as in
+    the original, then uploaded (no synchronisation)."""
     kernels = []
     for s in sigma:
         r = _blur_radius(s)
         x = torch.arange(-r, r + 1, dtype=torch.float32)
         k = torch.exp(-(x ** 2) / (2 * s ** 2))
-        kernels.append((k / k.sum()).to(device=device, dtype=dtype))
+        kernels.append(upload((k / k.sum()).to(dtype), device))
     return kernels
 
 
 def _blur(image: torch.Tensor, sigma: Tuple[float, float]) -> torch.Tensor:
     """Separable Gaussian blur (zero padding)."""
-    ky, kx = _blur_kernels(sigma, image.dtype, image.device)
+    with host_side():
+        ky, kx = _blur_kernels(sigma, image.dtype, image.device)
     ry, rx = ky.numel() // 2, kx.numel() // 2
     h, w = image.shape[-2:]
     flat = image.reshape(-1, 1, h, w)
@@ -87,43 +97,52 @@ def _blurred_crop(patch: torch.Tensor, sigma: Tuple[float, float], out: int, shi
     """``_crop_centre(_blur(patch, sigma), out, shift)``, blurring only the crop and its kernel margin
     (the patch is twice the crop: 4x fewer pixels). Zero padding still applies where the margin
     reaches the patch border, and each output pixel sees the same neighbourhood, so the values
-    are the same."""
+    are the same. The window comes from the host indices: no device read."""
     h, w = patch.shape[-2:]
-    rows, cols = _centre_indices(h, w, out, shift, patch.device)
+    rows, cols = _centre_indices(h, w, out, shift)
     ry, rx = (_blur_radius(s) for s in sigma)
     y0, y1 = max(int(rows.min()) - ry, 0), min(int(rows.max()) + ry + 1, h)
     x0, x1 = max(int(cols.min()) - rx, 0), min(int(cols.max()) + rx + 1, w)
     window = _blur(patch[..., y0:y1, x0:x1], sigma)
-    return window.index_select(-2, rows - y0).index_select(-1, cols - x0)
+    return _select(window, rows - y0, cols - x0)
 
 
-def _rotate(arr: np.ndarray, angle_deg: float, device: torch.device) -> torch.Tensor:
+def _rotate(arr: np.ndarray, angle_deg: float) -> np.ndarray:
     """Rotation of an H x W x 3 patch about its centre with OpenCV's bilinear warp and replicated borders."""
     a = math.pi * angle_deg / 180
     c = (np.array(arr.shape[:2], dtype=np.float64).reshape(2, 1) - 1) / 2
     R = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
     M = np.concatenate([R, c - R @ c], 1)
-    out = cv2.warpAffine(arr, M, arr.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
-    return torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0).to(device)
+    return cv2.warpAffine(arr, M, arr.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
 
 
 def apply_augmentations(patch: torch.Tensor, augs: Sequence[Augmentation], out_size: int) -> torch.Tensor:
-    """All augmented crops of a 1 x 3 x S x S patch, stacked: len(augs) x 3 x out x out."""
-    crops = []
-    hwc = None   # the patch as an H x W x 3 array for OpenCV, made once
+    """All augmented crops of a 1 x 3 x S x S patch, stacked: len(augs) x 3 x out x out.
+
+    The rotations run on the host (OpenCV): the patch is downloaded once and the rotated copies go
+    back in one upload, cropped together."""
+    crops: List[Optional[torch.Tensor]] = []
+    rotations = [i for i, aug in enumerate(augs) if aug.kind == "rotate"]
     for aug in augs:
         if aug.kind == "identity" or aug.kind == "shift":
-            img = patch
+            crops.append(_crop_centre(patch, out_size, aug.shift))
         elif aug.kind == "flip":
-            img = patch.flip((3,))
+            crops.append(_crop_centre(patch.flip((3,)), out_size, aug.shift))
         elif aug.kind == "blur":
             crops.append(_blurred_crop(patch, aug.sigma, out_size, aug.shift))
-            continue
         elif aug.kind == "rotate":
-            if hwc is None:
-                hwc = np.ascontiguousarray(patch[0].permute(1, 2, 0).cpu().numpy())
-            img = _rotate(hwc, aug.angle_deg, patch.device)
+            crops.append(None)          # below, all rotations at once
         else:
             raise ValueError(f"unknown augmentation {aug.kind!r}")
-        crops.append(_crop_centre(img, out_size, aug.shift))
+    if rotations:
+        hwc = np.ascontiguousarray(download(patch[0].permute(1, 2, 0)))
+        rotated = upload_many([_rotate(hwc, augs[i].angle_deg) for i in rotations], patch.device).permute(0, 3, 1, 2)
+        by_shift = {}
+        for i in rotations:
+            by_shift.setdefault(augs[i].shift, []).append(i)
+        for shift, indices in by_shift.items():
+            picked = rotated if len(indices) == len(rotations) else rotated.index_select(
+                0, upload(np.array([rotations.index(i) for i in indices], dtype=np.int64), rotated.device))
+            for i, crop in zip(indices, _crop_centre(picked, out_size, shift)):
+                crops[i] = crop[None]
     return torch.cat(crops)

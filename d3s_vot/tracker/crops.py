@@ -17,13 +17,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .transfers import upload
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _replicate_window(length: int, start: int, stop: int, device: torch.device) -> torch.Tensor:
+def _replicate_window(length: int, start: int, stop: int) -> np.ndarray:
     """Indices start..stop-1 clamped into [0, length): cropping with replicated borders."""
-    return torch.arange(start, stop, device=device).clamp_(0, length - 1)
+    return np.clip(np.arange(start, stop, dtype=np.int64), 0, length - 1)
 
 
 def dcf_patch(image: torch.Tensor, pos_yx: Sequence[float], sample_size: float, output_size: int) -> torch.Tensor:
@@ -45,8 +47,9 @@ def dcf_patch(image: torch.Tensor, pos_yx: Sequence[float], sample_size: float, 
     szl = max(int(round_half_even(size)), 2)
     half_lo, half_hi = (szl - 1) // 2, szl // 2
     h, w = img.shape[-2:]
-    rows = _replicate_window(h, posl[0] - half_lo, posl[0] + half_hi + 1, img.device)
-    cols = _replicate_window(w, posl[1] - half_lo, posl[1] + half_hi + 1, img.device)
+    # the row and column indices are computed on the host and uploaded together (no synchronisation)
+    rows, cols = upload(np.stack((_replicate_window(h, posl[0] - half_lo, posl[0] + half_hi + 1),
+                                  _replicate_window(w, posl[1] - half_lo, posl[1] + half_hi + 1))), img.device)
     patch = img.index_select(-2, rows).index_select(-1, cols)
     if patch.shape[-2] == output_size and patch.shape[-1] == output_size:
         return patch
@@ -113,6 +116,19 @@ def normalize_segm_crop(crop: np.ndarray) -> np.ndarray:
     if crop.dtype == np.uint8 and crop.ndim == 3 and crop.shape[2] == 3:
         return cv2.LUT(np.ascontiguousarray(crop), _normalize_table())
     return _normalize_values(crop)
+
+
+def device_normalize_table(device: torch.device) -> torch.Tensor:
+    """The 256 x 3 float32 table of :func:`normalize_segm_crop` on ``device`` (the caller keeps it)."""
+    return upload(np.array(_normalize_table()[0]), device)        # a writable copy of the shared table
+
+
+def normalize_segm_crop_tensor(crop: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """:func:`normalize_segm_crop` of an H x W x 3 uint8 crop already on the device: each channel's
+    values looked up in ``table`` (:func:`device_normalize_table`), so the crop travels as uint8
+    (a quarter of the float32 bytes) and the values are the host table's, bit for bit."""
+    h, w, c = crop.shape
+    return table.gather(0, crop.reshape(h * w, c).long()).view(h, w, c)
 
 
 @functools.lru_cache(maxsize=1)

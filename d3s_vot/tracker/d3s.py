@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import cv2
 import numpy as np
 import torch
 
@@ -30,6 +29,8 @@ from .regions import InitRegion, parse_region
 from .result import TrackResult
 from .segmentation import SegmentationMemory, Segmenter
 from .stages import StageHook, StageRecorder
+from .transfers import upload
+from .trunk_precision import TrunkPrecision, compile_trunk
 
 
 @contextlib.contextmanager
@@ -37,15 +38,17 @@ def deterministic_mode(enabled: bool, device: torch.device):
     """CUDA kernel choice, scoped to the tracker's calls (the flags are restored afterwards).
 
     ``enabled``: bit-identical results run to run (cuDNN deterministic kernels, no autotuning, no
-    TF32). Otherwise the fastest kernels: cuDNN autotuning and TF32 convolutions and products. On
-    CPU torch is deterministic for a fixed thread count either way."""
+    TF32). Otherwise the fastest convolution kernels: cuDNN autotuning and TF32 convolutions. Matrix
+    products never use TF32: they are the DCF's (whose ill-conditioned problems need full float32 at
+    least) and the segmentation head's similarities. On CPU torch is deterministic for a fixed
+    thread count either way."""
     if device.type != "cuda":
         yield
         return
     cudnn = torch.backends.cudnn
     saved = (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32 = enabled, not enabled, not enabled
-    torch.backends.cuda.matmul.allow_tf32 = not enabled
+    torch.backends.cuda.matmul.allow_tf32 = False
     try:
         yield
     finally:
@@ -143,13 +146,18 @@ class D3STracker:
             if dcf_fused is not None and segm_fused is not None:
                 self.dcf_net, self.segm_net.feature_extractor = dcf_fused, segm_fused
                 self.fused = True
+        # CUDA fast paths (off by default; no-ops on the CPU): bfloat16 trunks, compiled trunks
+        self.trunk_precision = TrunkPrecision(self.device, self.params.bf16_trunks)
+        if self.params.compile_trunks and self.device.type == "cuda":
+            self.dcf_net = compile_trunk(self.dcf_net)
+            self.segm_net.feature_extractor = compile_trunk(self.segm_net.feature_extractor)
         # optional profiling hooks (d3s_vot.tracker.stages): no recorder, the default, records nothing
         self._stage = StageHook()
         self.segmenter = Segmenter(self.segm_net, self.params, self.device, dtype, self.memory_format,
-                                   stage=self._stage)
+                                   stage=self._stage, trunk_precision=self.trunk_precision)
         shape = (1, 3, 1, 1)
-        self._mean = torch.tensor(IMAGENET_MEAN, dtype=dtype, device=self.device).view(shape)
-        self._std = torch.tensor(IMAGENET_STD, dtype=dtype, device=self.device).view(shape)
+        self._mean = upload(torch.tensor(IMAGENET_MEAN, dtype=dtype), self.device).view(shape)
+        self._std = upload(torch.tensor(IMAGENET_STD, dtype=dtype), self.device).view(shape)
         self._window: Optional[torch.Tensor] = None
         self._state: Optional[_State] = None
         self.debug: Dict[str, Any] = {}
@@ -189,12 +197,16 @@ class D3STracker:
             self.stage_recorder = previous
 
     def _image_tensor(self, image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(image).to(self.device).permute(2, 0, 1).unsqueeze(0).to(self.dtype)
+        """The frame on the device as 1 x 3 x H x W in the trackers' dtype: uploaded as uint8 from
+        pinned memory (no host synchronisation on CUDA), converted there."""
+        return upload(image, self.device).permute(2, 0, 1).unsqueeze(0).to(self.dtype)
 
     def _dcf_features(self, patches: torch.Tensor) -> torch.Tensor:
         """layer3 of the ImageNet ResNet-50, each sample divided by its RMS."""
         x = ((patches / 255 - self._mean) / self._std).contiguous(memory_format=self.memory_format)
-        feat = self.dcf_net(x, ("layer3",))["layer3"].contiguous()
+        with self.trunk_precision():
+            feat = self.dcf_net(x, ("layer3",))["layer3"]
+        feat = self.trunk_precision.restore(feat, self.dtype).contiguous()
         n = feat.shape[1] * feat.shape[2] * feat.shape[3]
         norm = (torch.sum(feat.abs().reshape(feat.shape[0], 1, 1, -1) ** 2, dim=3, keepdim=True) / n + 1e-10) ** 0.5
         return feat / norm
@@ -257,13 +269,13 @@ class D3STracker:
         if p.init_gn_iter > 0:
             with self._stage("joint_gauss_newton"):
                 filt, projection = dcf.joint_gauss_newton(problem, filt, projection, p.init_gn_iter,
-                                                          p.init_cg_iter // p.init_gn_iter)
+                                                          p.init_cg_iter // p.init_gn_iter, zero_start=True)
         with self._stage("memory_init"):
             memory = dcf.SampleMemory(p.sample_memory_size, p.compressed_dim, feat_sz, self.dcf_dtype, self.device)
             memory.init(dcf.project(feats, projection), labels)
         if p.post_init_cg_iter > 0:
             with self._stage("post_init_filter_update"):
-                filt = dcf.filter_gauss_newton_step(filt, memory.samples, memory.labels, memory.weights,
+                filt = dcf.filter_gauss_newton_step(filt, memory.samples, memory.labels, memory.device_weights,
                                                     p.filter_reg, p.response_activation_alpha, p.post_init_cg_iter,
                                                     memory.active)
 
@@ -371,7 +383,7 @@ class D3STracker:
         if cg > 0:
             with self._stage("filter_update"):
                 st.filter = dcf.filter_gauss_newton_step(st.filter, st.memory.samples, st.memory.labels,
-                                                         st.memory.weights, p.filter_reg,
+                                                         st.memory.device_weights, p.filter_reg,
                                                          p.response_activation_alpha, cg, st.memory.active)
 
         self.debug = {"sample_pos": sample_pos, "test_sample": test_x, "scores_raw": scores_raw,

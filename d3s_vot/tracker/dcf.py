@@ -16,6 +16,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from .transfers import gpu_code_path, host_side, read_values, upload
+
 
 def mlu(x: torch.Tensor, alpha: float) -> torch.Tensor:
     """elu(leaky_relu(x, 1/alpha), alpha): identity for x >= 0, alpha*(exp(x/alpha) - 1) below."""
@@ -92,7 +94,9 @@ class Correlator:
     faster than convolution kernels for 1 x C x 4 x 4 filters on CPU.
 
     The shifted maps are added (and gathered) over their valid windows only, in the same order as
-    a zero-padded sum, so the results are those of the padded formulation bit for bit.
+    a zero-padded sum, so the results are those of the padded formulation bit for bit: on the CPU
+    with k*k slice operations, on the GPU code path with one ``fold`` / ``unfold`` each (the same
+    numbers, see tests/test_sync_count.py).
     """
 
     def __init__(self, samples: torch.Tensor, kernel_size: int):
@@ -101,6 +105,8 @@ class Correlator:
         self.k = kernel_size
         self.pad = kernel_size // 2
         self.mat = samples.transpose(0, 1).reshape(c, n * h * w)       # C x (N*H*W)
+        # on a GPU one fold / unfold beats k*k small kernels; on the CPU the slice loops are 4-10x faster
+        self.batched = gpu_code_path(samples.device)
 
     def _window(self, size: int, offset: int) -> Tuple[slice, slice]:
         """Target and source slices of ``target[i] += source[i + offset]`` inside [0, size)."""
@@ -109,6 +115,8 @@ class Correlator:
 
     def _shift_add(self, taps: torch.Tensor) -> torch.Tensor:
         """out[n, i, j] = sum over taps of taps[tap, n, i + ky - pad, j + kx - pad] (zero outside)."""
+        if self.batched:
+            return self._shift_add_fold(taps)
         _, n, h, w = taps.shape
         out = taps.new_zeros(n, h, w)
         for ky in range(self.k):
@@ -118,9 +126,25 @@ class Correlator:
                 out[:, ty, tx] += taps[ky * self.k + kx, :, sy, sx]
         return out
 
+    def _shift_add_fold(self, taps: torch.Tensor) -> torch.Tensor:
+        """:meth:`_shift_add` as one ``fold`` (col2im) of the spatially flipped taps: it adds the taps in
+        tap order, from zero, skipping the cells outside the map, so the sums are those of the k*k
+        slice adds bit for bit (the zero padding only adds +0.0)."""
+        k2, n, h, w = taps.shape
+        p = self.k - 1                      # fold padding: its column map has (h + k - 1) rows
+        left = p - self.pad
+        right = self.k - 1 - left
+        cols = F.pad(taps.flip((-2, -1)), (left, right, left, right)).permute(1, 0, 2, 3).reshape(n, k2, -1)
+        return F.fold(cols, (h, w), self.k, padding=p)[:, 0].flip((-2, -1))
+
     def _gather_shifts(self, v: torch.Tensor) -> torch.Tensor:
         """(k*k) x N x H x W stack: shifts[tap, n, i, j] = v[n, i + pad - ky, j + pad - kx] (zero outside)."""
         n, h, w = v.shape
+        if self.batched:
+            # one unfold (im2col) of the zero-padded map; it lists the taps in reverse order
+            lead = self.k - 1 - self.pad
+            padded = F.pad(v[:, None], (lead, self.pad, lead, self.pad))
+            return F.unfold(padded, self.k).flip(1).view(n, self.k * self.k, h, w).permute(1, 0, 2, 3)
         shifts = v.new_zeros(self.k * self.k, n, h, w)
         for ky in range(self.k):
             ty, sy = self._window(h, self.pad - ky)
@@ -149,16 +173,21 @@ def _merged_filter(f: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
 
 
 def joint_gauss_newton(problem: JointProblem, f: torch.Tensor, P: torch.Tensor, gn_iters: int,
-                       cg_iters: int) -> Tuple[torch.Tensor, torch.Tensor]:
+                       cg_iters: int, zero_start: Optional[bool] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """``gn_iters`` Gauss-Newton steps, each solved with ``cg_iters`` preconditioned CG
     iterations (Fletcher-Reeves, beta clamped at 0, fresh CG state per step).
 
     Because the projection is linear, J p and J^T v are computed on the unprojected features with
     a merged filter, one correlation and one correlation adjoint per CG iteration.
+    ``zero_start``: whether ``f`` is all zeros (the tracker's start); None: look (a host
+    synchronisation on CUDA). Later steps always run the projection's products: should a step leave
+    the filter at zero (all-zero features), they only add zeros.
     """
     corr = Correlator(problem.samples, f.shape[-1])
     sw = math.sqrt(problem.sample_weight)
-    for _ in range(gn_iters):
+    if zero_start is None:
+        zero_start = not bool(read_values(f.ne(0).any().view(1))[0])
+    for step in range(gn_iters):
         # the residual and the filter part of J^T use the projected samples, as the original does
         # (this keeps the rounding close to the original's); the projection part uses the merged filter
         proj = Correlator(project(problem.samples, P), f.shape[-1])
@@ -167,7 +196,7 @@ def joint_gauss_newton(problem: JointProblem, f: torch.Tensor, P: torch.Tensor, 
         residual = sw * (mlu(s, problem.alpha) - problem.labels)
 
         # with a zero filter (the first step) the projection's Jacobian is zero: skip its products
-        f_is_zero = not bool(f.any())
+        f_is_zero = zero_start and step == 0
 
         def jt(v: torch.Tensor, f=f, proj=proj, f_is_zero=f_is_zero) -> Tuple[torch.Tensor, torch.Tensor]:
             w = dact * v
@@ -229,7 +258,12 @@ def filter_gauss_newton_step(f: torch.Tensor, samples: torch.Tensor, labels: tor
 def _cg(apply_a, b: Tuple[torch.Tensor, ...], iters: int, precond: Optional[Tuple[float, ...]],
         fletcher_reeves: bool) -> Tuple[torch.Tensor, ...]:
     """Conjugate gradient on a tuple of tensors from x0 = 0, as in the original optimiser
-    (standard alpha, beta clamped at 0; Polak-Ribiere uses the previous residual)."""
+    (standard alpha, beta clamped at 0; Polak-Ribiere uses the previous residual).
+
+    The original stops when rho = <r, z> is exactly zero. Here that test stays on the device (no
+    host synchronisation per iteration): every iteration runs, and from the first zero rho on the
+    iterate is frozen with ``torch.where`` (a selection, so the results are bit for bit those of the
+    early stop)."""
 
     def ip(a, c):
         return sum((u * v).sum() for u, v in zip(a, c))
@@ -239,12 +273,12 @@ def _cg(apply_a, b: Tuple[torch.Tensor, ...], iters: int, precond: Optional[Tupl
     p = None
     rho = None
     r_prev = None
+    stopped = None                      # 0-dim bool on the device: a zero rho was met
     for it in range(iters):
         z = r if precond is None else tuple(t / m for t, m in zip(r, precond))
         rho1 = rho
         rho = ip(r, z)
-        if rho == 0:
-            break
+        stopped = rho == 0 if stopped is None else stopped | (rho == 0)
         if p is None:
             p = tuple(t.clone() for t in z)
         else:
@@ -258,7 +292,10 @@ def _cg(apply_a, b: Tuple[torch.Tensor, ...], iters: int, precond: Optional[Tupl
         alpha = rho / ip(p, q)
         if not fletcher_reeves:
             r_prev = tuple(t.clone() for t in r)
-        x = tuple(alpha * pt for pt in p) if x is None else tuple(xt + alpha * pt for xt, pt in zip(x, p))
+        if x is None:
+            x = tuple(torch.where(stopped, torch.zeros_like(pt), alpha * pt) for pt in p)
+        else:
+            x = tuple(torch.where(stopped, xt, xt + alpha * pt) for xt, pt in zip(x, p))
         if it < iters - 1:
             r = tuple(rt - alpha * qt for rt, qt in zip(r, q))
     if x is None:
@@ -271,12 +308,19 @@ def _cg(apply_a, b: Tuple[torch.Tensor, ...], iters: int, precond: Optional[Tupl
 # ------------------------------------------------------------------------------------------------
 
 class SampleMemory:
-    """Fixed-size memory of projected samples, their labels and weights (ATOM weighting)."""
+    """Fixed-size memory of projected samples, their labels and weights (ATOM weighting).
+
+    The weights live on the host (``weights``, a CPU tensor: the slot choice needs their argmin
+    in Python every frame) and are uploaded to the device after each change (``device_weights``,
+    without a host synchronisation); on the CPU both are the same tensor."""
 
     def __init__(self, size: int, channels: int, feat_size: int, dtype: torch.dtype, device: torch.device):
         self.samples = torch.zeros(size, channels, feat_size, feat_size, dtype=dtype, device=device)
         self.labels = torch.zeros(size, 1, feat_size, feat_size, dtype=dtype, device=device)
-        self.weights = torch.zeros(size, dtype=dtype, device=device)
+        with host_side():
+            self.weights = torch.zeros(size, dtype=dtype)
+        self.device = device
+        self.device_weights = upload(self.weights, device)
         self.num_stored = 0
         self.previous_slot: Optional[int] = None
 
@@ -284,11 +328,24 @@ class SampleMemory:
         n = samples.shape[0]
         self.samples[:n] = samples
         self.labels[:n] = labels
-        self.weights[:n] = 1.0 / n
+        with host_side():
+            self.weights[:n] = 1.0 / n
         self.num_stored = n
+        self.device_weights = upload(self.weights, self.device)
 
     def insert(self, sample: torch.Tensor, label: torch.Tensor, learning_rate: float) -> int:
         """Replace the lowest-weight slot; returns the slot index."""
+        with host_side():
+            slot = self._update_weights(learning_rate)
+        self.device_weights = upload(self.weights, self.device)
+        self.previous_slot = slot
+        self.samples[slot:slot + 1] = sample
+        self.labels[slot:slot + 1] = label
+        self.num_stored += 1
+        return slot
+
+    def _update_weights(self, learning_rate: float) -> int:
+        """The host weights after a new sample (in place); returns its slot."""
         w = self.weights
         if self.num_stored == 0 or learning_rate == 1:
             w.zero_()
@@ -302,10 +359,6 @@ class SampleMemory:
             else:
                 w[slot] = w[self.previous_slot] / (1 - learning_rate)
         w /= w.sum()
-        self.previous_slot = slot
-        self.samples[slot:slot + 1] = sample
-        self.labels[slot:slot + 1] = label
-        self.num_stored += 1
         return slot
 
     @property

@@ -12,10 +12,13 @@ import torch
 from ..model import SegmNet
 from ..params import D3SParams
 from .bbox_fit import MIN_CONTOUR_AREA, external_contours, fit_box_to_mask
-from .crops import centre_distance_map, normalize_segm_crop, segm_crop, segm_crop_window
+from .crops import (centre_distance_map, device_normalize_table, normalize_segm_crop, normalize_segm_crop_tensor,
+                    segm_crop, segm_crop_window)
 from .mask_output import CropMask, box_mode_crop_mask, vos_crop_mask
 from .regions import polygon_to_box
 from .stages import StageHook
+from .transfers import download, upload
+from .trunk_precision import TrunkPrecision
 
 
 @dataclass
@@ -44,7 +47,7 @@ class SegmentationOutput:
 
 
 def _to_tensor(array: np.ndarray, device, dtype) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
+    return upload(array, device, dtype)
 
 
 class Segmenter:
@@ -56,26 +59,43 @@ class Segmenter:
 
     def __init__(self, net: SegmNet, params: D3SParams, device: torch.device, dtype: torch.dtype,
                  memory_format: torch.memory_format = torch.contiguous_format,
-                 stage: Optional[Callable[[str], ContextManager[Any]]] = None):
+                 stage: Optional[Callable[[str], ContextManager[Any]]] = None,
+                 trunk_precision: Optional[TrunkPrecision] = None):
         self.net = net
+        self._precision = trunk_precision if trunk_precision is not None else TrunkPrecision(device, False)
         self._stage = stage if stage is not None else StageHook()
         self.memory_format = memory_format
         self.params = params
         self.device = device
         self.dtype = dtype
         self._dist = _to_tensor(centre_distance_map(params.segm_output_sz), device, dtype)[None, None]
+        self._table = device_normalize_table(device)
 
     def _crop_tensor(self, crop: np.ndarray) -> torch.Tensor:
-        x = _to_tensor(normalize_segm_crop(crop), self.device, self.dtype).permute(2, 0, 1).unsqueeze(0)
+        """The crop normalised on the device, as a 1 x 3 x S x S network input: an RGB uint8 crop is
+        uploaded as uint8 and looked up in the device copy of the normalisation table."""
+        if crop.dtype == np.uint8 and crop.ndim == 3 and crop.shape[2] == 3:
+            values = normalize_segm_crop_tensor(upload(crop, self.device), self._table)
+        else:
+            values = upload(normalize_segm_crop(crop), self.device)
+        x = values.to(self.dtype).permute(2, 0, 1).unsqueeze(0)
         return x.contiguous(memory_format=self.memory_format)
 
+    def _trunk(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The backbone taps of a network input, in the trackers' dtype."""
+        with self._precision():
+            taps = self.net.extract_backbone_features(x)
+        return [self._precision.restore(t, self.dtype) for t in taps]
+
     def _features(self, crop: np.ndarray) -> List[torch.Tensor]:
-        return self.net.extract_backbone_features(self._crop_tensor(crop))
+        return self._trunk(self._crop_tensor(crop))
 
     def _probability(self, test_feats, memory: SegmentationMemory) -> np.ndarray:
         logits = self.net.segm_predictor.predict(test_feats, memory.train_embedding, memory.train_mask,
                                                  memory.dist_map)
-        return torch.softmax(logits, dim=1)[0, 0].cpu().numpy()
+        # the foreground map comes to the host once: the contours, the box fit and the output mask
+        # (mask_output) all need it there; the contours' threshold is applied to this host copy
+        return download(torch.softmax(logits, dim=1)[0, 0])
 
     @torch.no_grad()
     def initialize(self, image: np.ndarray, box_xywh: np.ndarray, polygon: np.ndarray, size_hw: np.ndarray,
@@ -119,7 +139,7 @@ class Segmenter:
             crop, factor = segm_crop(image, box, p.segm_search_area_factor, p.segm_output_sz)
             x = self._crop_tensor(crop)
         with self._stage("segm_trunk"):
-            feats = self.net.extract_backbone_features(x)
+            feats = self._trunk(x)
         with self._stage("segm_head"):
             prob = self._probability(feats, memory)
         out = SegmentationOutput(prob=prob, crop_factor=factor, crop_window=segm_crop_window(box, p.segm_search_area_factor))
