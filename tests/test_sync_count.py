@@ -81,6 +81,10 @@ def test_the_report_prints_every_sync_with_its_source_line(counts, capsys):
     assert re.search(r"1 x read at d3s_vot/tracker/localize\.py:\d+", text)
     assert re.search(r"1 x _linalg_eigh at d3s_vot/tracker/dcf\.py:\d+", text)
     assert "within the budgets (syncs; the tracker's own ops <= 150 per plain frame): yes" in text
+    # the issue's whole-frame budget is not met on one launch per network op, and the report says so
+    assert counts["frame_op_budget"] == 150 and counts["frame_ops_within_budget"] is False
+    assert (f"whole plain frame <= 150 ATen ops: NO ({counts['plain_frame']['network_ops']} are the networks' own "
+            "launches: CUDA graphs or fused kernels needed)") in text
 
 
 def test_counter_sees_scalar_reads_and_routed_transfers():
