@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, NoReturn, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
-from d3s_vot.common.cli import CliArgumentParser, UserError  # noqa: F401 (CliArgumentParser: re-exported)
+
+from d3s_vot.common.cli import UserError
 
 PathLike = Union[str, os.PathLike]
 
@@ -196,9 +196,3 @@ def read_first_region(path: PathLike) -> np.ndarray:
 def format_region(values: Sequence[float], decimals: int = 4) -> str:
     """Comma-separated numbers, fixed decimals (the VOT/GOT-10k text format)."""
     return ",".join(f"{float(v):.{decimals}f}" for v in values)
-
-
-def die(message: str, code: int = 2) -> NoReturn:
-    """Print ``error: message`` and exit (for CLI ``main`` functions)."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)

@@ -1,7 +1,7 @@
 """``python -m d3s_vot.synthetic FORMAT OUT_DIR [options]``: write a synthetic dataset in a benchmark's layout.
 
 Each format lives in ``d3s_vot.synthetic.<format>`` and exposes ``add_arguments(parser)`` and
-``main(args) -> int``. Modules are imported lazily so one missing or broken format does not break the others.
+``main(args) -> int``, which lets its errors propagate: this dispatcher prints them as one ``error:`` line. Modules are imported lazily so one missing or broken format does not break the others.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def _load_format(name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_write, list(sys.argv[1:] if argv is None else argv))
+    # the writers raise ValueError for an unusable option value (sizes, counts, an existing folder
+    # without --overwrite is a FileExistsError): all user errors, reported here once for every format
+    return run_cli(_write, list(sys.argv[1:] if argv is None else argv), user_errors=(ValueError,))
 
 
 def _write(argv: list[str]) -> int:

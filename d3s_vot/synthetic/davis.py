@@ -112,13 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        config = SceneConfig(width=args.width, height=args.height, leave_view=False)
-        root = write_davis(args.out_dir, args.sequences, args.frames, args.objects, args.width, args.height,
-                           args.seed, args.train_sequences, args.void, config, progress=True)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = SceneConfig(width=args.width, height=args.height, leave_view=False)
+    root = write_davis(args.out_dir, args.sequences, args.frames, args.objects, args.width, args.height,
+                       args.seed, args.train_sequences, args.void, config, progress=True)
     print(f"wrote {args.sequences} sequences of {args.frames} frames with {args.objects} objects each to {root} "
           "(ImageSets/2016 and ImageSets/2017)")
     return 0

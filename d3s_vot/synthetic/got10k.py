@@ -134,13 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import sys
-    try:
-        out = write_got10k(args.out_dir, subset=args.subset, sequences=args.sequences, frames=args.frames,
-                           width=args.width, height=args.height, seed=args.seed, progress=True)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    out = write_got10k(args.out_dir, subset=args.subset, sequences=args.sequences, frames=args.frames,
+                       width=args.width, height=args.height, seed=args.seed, progress=True)
     print(f"wrote GOT-10k {args.subset} ({args.sequences} sequences x {args.frames} frames) to {out}")
     if args.subset == "test":
         print(f"full ground truth (withheld from the data set): {out / HIDDEN_DIR / 'test'}")

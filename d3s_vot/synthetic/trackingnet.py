@@ -71,14 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import sys
     chunks = [c.strip() for c in args.chunks.split(",") if c.strip()]
-    try:
-        out = write_trackingnet(args.out_dir, chunks=chunks, sequences=args.sequences, frames=args.frames,
-                                width=args.width, height=args.height, seed=args.seed, progress=True)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    out = write_trackingnet(args.out_dir, chunks=chunks, sequences=args.sequences, frames=args.frames,
+                            width=args.width, height=args.height, seed=args.seed, progress=True)
     print(f"wrote TrackingNet {', '.join(chunks)} ({args.sequences} sequences x {args.frames} frames each) to {out}")
     if "TEST" in chunks:
         print(f"full TEST ground truth (withheld from the data set): {out / HIDDEN_DIR / 'TEST'}")

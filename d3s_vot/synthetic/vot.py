@@ -197,15 +197,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import sys
-
-    try:
-        config = SceneConfig(width=args.width, height=args.height)
-        directories = write_vot(args.out_dir, args.sequences, args.frames, args.seed, config,
-                                overwrite=args.overwrite, progress=True, masks=args.masks, objects=args.objects,
-                                anchor_step=args.anchor_step)
-    except (ValueError, FileExistsError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = SceneConfig(width=args.width, height=args.height)
+    directories = write_vot(args.out_dir, args.sequences, args.frames, args.seed, config,
+                            overwrite=args.overwrite, progress=True, masks=args.masks, objects=args.objects,
+                            anchor_step=args.anchor_step)
     print(f"wrote {len(directories)} sequences and list.txt to {args.out_dir}")
     return 0

@@ -113,11 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        config = SceneConfig(width=args.width, height=args.height)
-        root = write_ytvos(args.out_dir, args.videos, args.frames, args.seed, config, args.val_videos, progress=True)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = SceneConfig(width=args.width, height=args.height)
+    root = write_ytvos(args.out_dir, args.videos, args.frames, args.seed, config, args.val_videos, progress=True)
     print(f"wrote {args.videos} videos, meta.json, vos-list-train.txt and vos-list-val.txt to {root}")
     return 0

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from d3s_vot.common.io_utils import CliArgumentParser, atomic_write_text
-from d3s_vot.common.cli import UserError, run_cli
+from d3s_vot.common.io_utils import atomic_write_text
+from d3s_vot.common.cli import CliArgumentParser, UserError, run_cli
 
 TRACKER = "D3S"
 MARKER = ".d3s_demo"            # marks DIR as the demo's own folder (the only kind it ever empties)

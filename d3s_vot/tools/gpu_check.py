@@ -38,8 +38,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from d3s_vot.common.cli import run_cli
-from d3s_vot.common.io_utils import CliArgumentParser, InputError, atomic_write_text
+from d3s_vot.common.cli import CliArgumentParser, run_cli
+from d3s_vot.common.io_utils import InputError, atomic_write_text
 
 SECTIONS = ("environment", "smoke", "sync_counts", "bench", "parity", "training")
 

@@ -30,8 +30,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from d3s_vot.common.io_utils import CliArgumentParser, atomic_write_text
-from d3s_vot.common.cli import UserError, run_cli
+from d3s_vot.common.io_utils import atomic_write_text
+from d3s_vot.common.cli import CliArgumentParser, UserError, run_cli
 
 REFERENCE_FORMAT = "d3s_vot.paper_results/1"
 STACK_BENCHMARKS = {"vot2018/shortterm": "VOT2018", "vot2016/rgb": "VOT2016"}

@@ -36,8 +36,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from d3s_vot.devices import synchronize
 from d3s_vot.factory import TrackerBuildError, TrackerSpec, build_tracker, check_spec, load_spec_weights
-from d3s_vot.common.cli import run_cli
-from d3s_vot.common.io_utils import CliArgumentParser, InputError, atomic_write_text
+from d3s_vot.common.cli import CliArgumentParser, run_cli
+from d3s_vot.common.io_utils import InputError, atomic_write_text
 from d3s_vot.model.segm_net import SEGM_TAPS
 from d3s_vot.params import first_frame_samples, parse_assignments
 from d3s_vot.runtime import configure_process

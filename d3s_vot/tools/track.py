@@ -30,9 +30,9 @@ from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
-from d3s_vot.common.cli import UserError, error_line
+from d3s_vot.common.cli import CliArgumentParser, UserError, error_line
 from d3s_vot.factory import DTYPES, TrackerBuildError, TrackerSpec, check_spec
-from d3s_vot.common.io_utils import (CliArgumentParser, InputError, atomic_write_bytes, find_sequence,
+from d3s_vot.common.io_utils import (InputError, atomic_write_bytes, find_sequence,
                               format_region, parse_region_text, read_first_region, read_frame)
 from d3s_vot.params import parse_assignments
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .crops import select_window
 from .transfers import download, host_side, upload, upload_many
 
 
@@ -52,16 +53,10 @@ def _centre_indices(h: int, w: int, out: int, shift: Tuple[int, int]) -> Tuple[n
     return rows, cols
 
 
-def _select(image: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-    """``image[..., rows, :][..., cols]`` with the indices uploaded together (no synchronisation)."""
-    index_rows, index_cols = upload(np.stack((rows, cols)), image.device)
-    return image.index_select(-2, index_rows).index_select(-1, index_cols)
-
-
 def _crop_centre(image: torch.Tensor, out: int, shift: Tuple[int, int]) -> torch.Tensor:
     """Centre crop (or pad, replicated) to out x out, with the window moved by -shift."""
     rows, cols = _centre_indices(image.shape[-2], image.shape[-1], out, shift)
-    return _select(image, rows, cols)
+    return select_window(image, rows, cols)
 
 
 def _blur_radius(s: float) -> int:
@@ -104,7 +99,7 @@ def _blurred_crop(patch: torch.Tensor, sigma: Tuple[float, float], out: int, shi
     y0, y1 = max(int(rows.min()) - ry, 0), min(int(rows.max()) + ry + 1, h)
     x0, x1 = max(int(cols.min()) - rx, 0), min(int(cols.max()) + rx + 1, w)
     window = _blur(patch[..., y0:y1, x0:x1], sigma)
-    return _select(window, rows - y0, cols - x0)
+    return select_window(window, rows - y0, cols - x0)
 
 
 def _rotate(arr: np.ndarray, angle_deg: float) -> np.ndarray:

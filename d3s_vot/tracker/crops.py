@@ -28,6 +28,13 @@ def _replicate_window(length: int, start: int, stop: int) -> np.ndarray:
     return np.clip(np.arange(start, stop, dtype=np.int64), 0, length - 1)
 
 
+def select_window(image: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+    """``image[..., rows, :][..., cols]`` for host index arrays of equal length, uploaded together
+    (no host synchronisation)."""
+    index_rows, index_cols = upload(np.stack((rows, cols)), image.device)
+    return image.index_select(-2, index_rows).index_select(-1, index_cols)
+
+
 def dcf_patch(image: torch.Tensor, pos_yx: Sequence[float], sample_size: float, output_size: int) -> torch.Tensor:
     """Square patch of side ``sample_size`` image pixels around ``pos_yx``, resampled to
     ``output_size`` (image: 1 x 3 x H x W float tensor with 0..255 values).
@@ -47,10 +54,8 @@ def dcf_patch(image: torch.Tensor, pos_yx: Sequence[float], sample_size: float, 
     szl = max(int(round_half_even(size)), 2)
     half_lo, half_hi = (szl - 1) // 2, szl // 2
     h, w = img.shape[-2:]
-    # the row and column indices are computed on the host and uploaded together (no synchronisation)
-    rows, cols = upload(np.stack((_replicate_window(h, posl[0] - half_lo, posl[0] + half_hi + 1),
-                                  _replicate_window(w, posl[1] - half_lo, posl[1] + half_hi + 1))), img.device)
-    patch = img.index_select(-2, rows).index_select(-1, cols)
+    patch = select_window(img, _replicate_window(h, posl[0] - half_lo, posl[0] + half_hi + 1),
+                          _replicate_window(w, posl[1] - half_lo, posl[1] + half_hi + 1))
     if patch.shape[-2] == output_size and patch.shape[-1] == output_size:
         return patch
     return F.interpolate(patch, size=(output_size, output_size), mode="bilinear", align_corners=False)

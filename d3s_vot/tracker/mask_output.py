@@ -18,6 +18,7 @@ the rasterised output region instead (:func:`region_mask`).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -34,8 +35,10 @@ class CropMask:
     score: np.ndarray                   # S x S float32, in [0, 1]
     window: Tuple[int, int, int]        # x1, y1, side of the crop in image pixels
 
+    @functools.cached_property
     def resized(self) -> np.ndarray:
-        """The score map at the crop's size in image pixels (side x side, float32)."""
+        """The score map at the crop's size in image pixels (side x side, float32), resized once for
+        both :meth:`full_mask` and :meth:`full_score`."""
         side = self.window[2]
         return cv2.resize(self.score, (side, side), interpolation=cv2.INTER_LINEAR)
 
@@ -51,12 +54,12 @@ class CropMask:
 
     def full_mask(self, hw: Tuple[int, int]) -> np.ndarray:
         """The 0/1 uint8 full-image mask of the original's rule."""
-        return self.paste((self.resized() > OUTPUT_THRESHOLD).astype(np.uint8), hw)
+        return self.paste((self.resized > OUTPUT_THRESHOLD).astype(np.uint8), hw)
 
     def full_score(self, hw: Tuple[int, int]) -> np.ndarray:
         """The resized score map pasted into a zero image (float32): what :meth:`full_mask`
         thresholds; used to resolve overlaps between several objects."""
-        return self.paste(self.resized(), hw, dtype=np.float32)
+        return self.paste(self.resized, hw, dtype=np.float32)
 
 
 def vos_crop_mask(prob: np.ndarray, window: Tuple[int, int, int]) -> CropMask:

@@ -69,6 +69,8 @@ def disjoint_masks(results: Mapping[Hashable, TrackResult]) -> Dict[Hashable, np
     if not keys:
         return {}
     masks = np.stack([results[k].mask.astype(bool) for k in keys])
+    if len(keys) == 1 or not (masks.sum(axis=0) > 1).any():     # nothing claimed twice: no scores needed
+        return {k: m.astype(np.uint8) for k, m in zip(keys, masks)}
     scores = np.stack([np.where(m, results[k].mask_score(), -np.inf) for k, m in zip(keys, masks)])
     winner = np.argmax(scores, axis=0)
     claimed = masks.any(axis=0)

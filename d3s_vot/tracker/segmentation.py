@@ -12,8 +12,8 @@ import torch
 from ..model import SegmNet
 from ..params import D3SParams
 from .bbox_fit import MIN_CONTOUR_AREA, external_contours, fit_box_to_mask
-from .crops import (centre_distance_map, device_normalize_table, normalize_segm_crop, normalize_segm_crop_tensor,
-                    segm_crop, segm_crop_window)
+from .crops import (centre_distance_map, device_normalize_table, normalize_segm_crop_tensor, segm_crop,
+                    segm_crop_window)
 from .mask_output import CropMask, box_mode_crop_mask, vos_crop_mask
 from .regions import polygon_to_box
 from .stages import StageHook
@@ -72,12 +72,9 @@ class Segmenter:
         self._table = device_normalize_table(device)
 
     def _crop_tensor(self, crop: np.ndarray) -> torch.Tensor:
-        """The crop normalised on the device, as a 1 x 3 x S x S network input: an RGB uint8 crop is
-        uploaded as uint8 and looked up in the device copy of the normalisation table."""
-        if crop.dtype == np.uint8 and crop.ndim == 3 and crop.shape[2] == 3:
-            values = normalize_segm_crop_tensor(upload(crop, self.device), self._table)
-        else:
-            values = upload(normalize_segm_crop(crop), self.device)
+        """The RGB uint8 crop normalised on the device, as a 1 x 3 x S x S network input: uploaded as
+        uint8 and looked up in the device copy of the normalisation table."""
+        values = normalize_segm_crop_tensor(upload(crop, self.device), self._table)
         x = values.to(self.dtype).permute(2, 0, 1).unsqueeze(0)
         return x.contiguous(memory_format=self.memory_format)
 

@@ -75,7 +75,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from d3s_vot.common.io_utils import CliArgumentParser
+    from d3s_vot.common.cli import CliArgumentParser
 
     parser = CliArgumentParser(prog="python -m d3s_vot.weights",
                                description="Pack, inspect and verify D3S weights (see docs/weights.md).")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from d3s_vot.common.distributed import DistContext
-from d3s_vot.common.io_utils import CliArgumentParser
+from d3s_vot.common.cli import CliArgumentParser
 from d3s_vot.integrations.box_runner.boxio import BenchmarkError
 from d3s_vot.integrations.box_runner.cli import add_tracker_arguments, run_main, tracker_spec, write_json
 from d3s_vot.integrations.box_runner.fps import read_time_file, summarize_times
