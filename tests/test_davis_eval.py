@@ -52,6 +52,11 @@ def test_synthetic_layout(dataset, capsys):
                            "--objects", "2", "--width", "48", "--height", "40"]) == 0
     assert "wrote 2 sequences" in capsys.readouterr().out
     assert set(np.unique(read_label_png(dataset.parent / "cli/Annotations/480p/synthetic-001/00002.png"))) <= {0, 1, 2}
+    # fewer than 3 frames leave nothing for the official evaluation to score: refused, nothing written
+    assert synthetic_main(["davis", str(dataset.parent / "short"), "--frames", "2"]) == 2
+    assert capsys.readouterr().err == ("error: need at least 3 frames per sequence (the DAVIS evaluation leaves the "
+                                       "first and the last frame out), got 2\n")
+    assert not (dataset.parent / "short").exists()
 
 
 def test_labels_round_trip(tmp_path):

@@ -29,6 +29,7 @@ from d3s_vot.synthetic.segmentation_files import write_labelled_frames
 
 VOID = 255
 SEED_STRIDE = 1_000     # object k of sequence i uses seed (seed + i) * SEED_STRIDE + k (+ skips)
+MIN_FRAMES = 3          # the official evaluation scores frames 1 .. N-2: three frames leave one to score
 
 
 def sequence_name(index: int) -> str:
@@ -79,8 +80,11 @@ def write_davis(out_dir: str | os.PathLike, sequences: int = 3, frames: int = 12
                 config: Optional[SceneConfig] = None, progress: bool = False) -> Path:
     """Write ``sequences`` videos; the first ``train_sequences`` are listed in ``train.txt``, the rest in
     ``val.txt`` (both years). Returns ``out_dir``."""
-    if sequences < 1 or frames < 1 or objects < 1:
-        raise ValueError(f"need at least one sequence, frame and object, got {sequences}, {frames}, {objects}")
+    if sequences < 1 or objects < 1:
+        raise ValueError(f"need at least one sequence and object, got {sequences}, {objects}")
+    if frames < MIN_FRAMES:
+        raise ValueError(f"need at least {MIN_FRAMES} frames per sequence (the DAVIS evaluation leaves the first "
+                         f"and the last frame out), got {frames}")
     if not 0 <= train_sequences < sequences:
         raise ValueError(f"train_sequences must be in [0, {sequences - 1}], got {train_sequences}")
     if objects > 254:
