@@ -91,6 +91,7 @@ class D3SParams:
     fused_cpu_trunks: bool = True           # folded trunks on CPU: oneDNN conv+ReLU(+add) calls, prepacked weights
     bf16_trunks: bool = False               # CUDA only: the two ResNet trunks under bfloat16 autocast (fast mode)
     compile_trunks: bool = False            # CUDA only: torch.compile(mode="reduce-overhead"), CUDA graphs, for the trunks
+    cuda_graphs: bool = True                # CUDA only: each frame's three network calls replayed as CUDA graphs
 
     def __post_init__(self) -> None:
         """Check every field against :data:`RULES`, then the cross-field rules; a bad value raises
@@ -264,6 +265,7 @@ RULES: Mapping[str, Rule] = MappingProxyType({
     "fused_cpu_trunks": _boolean(),
     "bf16_trunks": _boolean(),
     "compile_trunks": _boolean(),
+    "cuda_graphs": _boolean(),
 })
 
 

@@ -41,8 +41,13 @@ def test_cpu_dry_run_writes_every_key(tmp_path, parity_path):
     assert set(report["smoke"]["modes"]) == set(gpu_check.SMOKE_MODES)
     assert all(mode["finite"] and len(mode["boxes"]) == 2 for mode in report["smoke"]["modes"].values())
     assert report["smoke"]["deterministic_rerun_identical"] is True
+    # the CPU records no CUDA graph (the counter emulates them on the CUDA code path)
+    assert all(mode["graphs_recorded"] == [] and mode["graph_fallbacks"] == {}
+               for mode in report["smoke"]["modes"].values())
     counts = report["sync_counts"]
     assert counts["within_budget"] is True and counts["confirmed_by_cuda"] is None
+    assert counts["frame_ops_within_budget"] is True and counts["cuda_graphs"] is True
+    assert len(counts["graphs_recorded"]) == 3 and counts["graph_fallbacks"] == {}
     assert counts["plain_frame"]["host_syncs"] <= 2 and counts["init"]["host_syncs"] <= 15
     assert report["bench"]["sizes"] == ["160x120"]
     assert report["bench"]["default"]["dcf_dtype"] == "float64" and report["bench"]["fast"]["dcf_dtype"] == "float32"
@@ -81,3 +86,4 @@ def test_gpu_sync_counts_are_confirmed_by_cuda(tmp_path, parity_path):
     report = json.loads((out / "gpu_check.json").read_text())
     assert report["environment"]["gpu"] and report["sync_counts"]["confirmed_by_cuda"] is True
     assert report["sync_counts"]["within_budget"] is True
+    assert report["sync_counts"]["frame_ops_within_budget"] is True and report["sync_counts"]["graph_fallbacks"] == {}

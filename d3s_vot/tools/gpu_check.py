@@ -5,9 +5,11 @@ short keeps what it measured) and ``DIR/gpu_check.log`` (the same, readable). Se
 
 ``environment``  GPU, driver, CUDA, torch, cuDNN, OpenCV, numpy, Python, CPU.
 ``smoke``        default, fast, float64 and mask-initialised runs on a synthetic sequence (frame
-                 times, boxes finite), and the default mode re-run in deterministic mode: bit-identical?
+                 times, boxes finite, the CUDA graphs recorded and any that fell back to eager calls),
+                 and the default mode re-run in deterministic mode: bit-identical?
 ``sync_counts``  host syncs and ATen ops per init / plain frame / update frame (d3s_vot.tools.sync_count;
-                 on CUDA confirmed by ``torch.cuda.set_sync_debug_mode``).
+                 on CUDA confirmed by ``torch.cuda.set_sync_debug_mode``), with the CUDA graphs behind
+                 the networks' replays.
 ``bench``        ``python -m d3s_vot.bench`` on three sizes (TF32 off: the default deterministic mode),
                  and the fast mode on the first size.
 ``parity``       the float64 tracker against the parity fixtures (tracker_ref.npz) at the tolerances
@@ -47,7 +49,8 @@ SECTIONS = ("environment", "smoke", "sync_counts", "bench", "parity", "training"
 SECTION_KEYS: Dict[str, tuple] = {
     "environment": ("gpu", "gpu_count", "driver", "cuda", "torch", "cudnn", "opencv", "numpy", "python", "cpu"),
     "smoke": ("frames", "size", "modes", "deterministic_rerun_identical"),
-    "sync_counts": ("init", "plain_frame", "update_frame", "within_budget", "confirmed_by_cuda", "device"),
+    "sync_counts": ("init", "plain_frame", "update_frame", "within_budget", "frame_ops_within_budget",
+                    "cuda_graphs", "graphs_recorded", "graph_fallbacks", "confirmed_by_cuda", "device"),
     "bench": ("sizes", "default", "fast"),
     "parity": ("fixtures", "frames", "float64", "float32_iou", "fast_iou"),
     "training": ("device", "amp", "loss", "seconds"),
@@ -145,10 +148,12 @@ def smoke(cfg: CheckConfig) -> Dict[str, Any]:
              "mask_init": _spec(cfg)}
     modes, runs = {}, {}
     for name in SMOKE_MODES:
-        run = _track(build_tracker(specs[name]), seq, seq.masks[0] if name == "mask_init" else seq.polygons[0],
-                     cfg.smoke_frames)
+        tracker = build_tracker(specs[name])
+        run = _track(tracker, seq, seq.masks[0] if name == "mask_init" else seq.polygons[0], cfg.smoke_frames)
         runs[name] = run
-        modes[name] = {k: run[k] for k in ("init_ms", "frame_mean_ms", "finite", "boxes")}
+        modes[name] = {k: run[k] for k in ("init_ms", "frame_mean_ms", "finite", "boxes")} | {
+            # the CUDA graphs the first initialisation recorded (none on the CPU) and any that fell back
+            "graphs_recorded": tracker.graphs.recorded(), "graph_fallbacks": dict(tracker.graphs.eager_fallbacks)}
     rerun = _track(build_tracker(specs["default"]), seq, seq.polygons[0], cfg.smoke_frames)
     identical = rerun["boxes"] == runs["default"]["boxes"] and all(
         np.array_equal(a, b) for a, b in zip(rerun["masks"], runs["default"]["masks"]))
@@ -163,8 +168,9 @@ def sync_counts(cfg: CheckConfig) -> Dict[str, Any]:
     if cfg.device != "cpu":
         confirmed = all(report[k] is None or report[k]["cuda_sync_warnings"] == report[k]["host_syncs"]
                         for k in ("init", "plain_frame", "update_frame"))
-    return {k: report[k] for k in ("init", "plain_frame", "update_frame", "within_budget", "device")} | \
-        {"confirmed_by_cuda": confirmed}
+    keys = ("init", "plain_frame", "update_frame", "within_budget", "frame_ops_within_budget", "cuda_graphs",
+            "graphs_recorded", "graph_fallbacks", "device")
+    return {k: report[k] for k in keys} | {"confirmed_by_cuda": confirmed}
 
 
 def bench(cfg: CheckConfig) -> Dict[str, Any]:

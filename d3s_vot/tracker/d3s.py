@@ -21,6 +21,7 @@ from ..model.fused_trunk import fused_trunk
 from ..params import D3SParams
 from . import dcf
 from .augment import apply_augmentations, build_augmentations
+from .cuda_graphs import GraphedCalls
 from .crops import IMAGENET_MEAN, IMAGENET_STD, dcf_patch, round_half_even
 from .fourier import output_window, upsample_scores
 from .localize import localize
@@ -151,10 +152,14 @@ class D3STracker:
         if self.params.compile_trunks and self.device.type == "cuda":
             self.dcf_net = compile_trunk(self.dcf_net)
             self.segm_net.feature_extractor = compile_trunk(self.segm_net.feature_extractor)
+        # each frame's network calls as CUDA-graph replays (d3s_vot.tracker.cuda_graphs); compiled
+        # trunks record their own graphs
+        self.graphs = GraphedCalls(self.device, self.params.cuda_graphs and not self.params.compile_trunks,
+                                   exact=self.params.deterministic)
         # optional profiling hooks (d3s_vot.tracker.stages): no recorder, the default, records nothing
         self._stage = StageHook()
         self.segmenter = Segmenter(self.segm_net, self.params, self.device, dtype, self.memory_format,
-                                   stage=self._stage, trunk_precision=self.trunk_precision)
+                                   stage=self._stage, trunk_precision=self.trunk_precision, graphs=self.graphs)
         shape = (1, 3, 1, 1)
         self._mean = upload(torch.tensor(IMAGENET_MEAN, dtype=dtype), self.device).view(shape)
         self._std = upload(torch.tensor(IMAGENET_STD, dtype=dtype), self.device).view(shape)
@@ -211,6 +216,10 @@ class D3STracker:
         norm = (torch.sum(feat.abs().reshape(feat.shape[0], 1, 1, -1) ** 2, dim=3, keepdim=True) / n + 1e-10) ** 0.5
         return feat / norm
 
+    def _frame_features(self, patch: torch.Tensor) -> torch.Tensor:
+        """The DCF features of a frame's 1 x 3 x S x S patch, in the DCF's dtype (a graphed call)."""
+        return self._dcf_features(patch).to(self.dcf_dtype)
+
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()
     def initialize(self, image: np.ndarray, region) -> None:
@@ -249,6 +258,7 @@ class D3STracker:
             samples = apply_augmentations(patch, augs, sample)
         with self._stage("trunk_batch"):
             feats = self._dcf_features(samples).to(self.dcf_dtype)
+            self.graphs.prepare("dcf_features", self._frame_features, samples[:1])
         with self._stage("pca"):
             projection = dcf.pca_projection(feats, p.compressed_dim, cov_dtype=self.dtype)
 
@@ -328,7 +338,7 @@ class D3STracker:
         with self._stage("dcf_crop"):
             patch = dcf_patch(im, sample_pos, sample_scale * st.sample_size, st.sample_size)
         with self._stage("dcf_trunk"):
-            feats = self._dcf_features(patch).to(self.dcf_dtype)
+            feats = self.graphs("dcf_features", self._frame_features, patch)
         with self._stage("dcf_localize"):
             test_x = dcf.project(feats, st.projection)
             scores_raw = dcf.correlate(test_x, st.filter)

@@ -12,6 +12,7 @@ import torch
 from ..model import SegmNet
 from ..params import D3SParams
 from .bbox_fit import MIN_CONTOUR_AREA, external_contours, fit_box_to_mask
+from .cuda_graphs import GraphedCalls
 from .crops import (centre_distance_map, device_normalize_table, normalize_segm_crop_tensor, segm_crop,
                     segm_crop_window)
 from .mask_output import CropMask, box_mode_crop_mask, vos_crop_mask
@@ -60,8 +61,9 @@ class Segmenter:
     def __init__(self, net: SegmNet, params: D3SParams, device: torch.device, dtype: torch.dtype,
                  memory_format: torch.memory_format = torch.contiguous_format,
                  stage: Optional[Callable[[str], ContextManager[Any]]] = None,
-                 trunk_precision: Optional[TrunkPrecision] = None):
+                 trunk_precision: Optional[TrunkPrecision] = None, graphs: Optional[GraphedCalls] = None):
         self.net = net
+        self._graphs = graphs if graphs is not None else GraphedCalls(device, enabled=False)
         self._precision = trunk_precision if trunk_precision is not None else TrunkPrecision(device, False)
         self._stage = stage if stage is not None else StageHook()
         self.memory_format = memory_format
@@ -71,35 +73,41 @@ class Segmenter:
         self._dist = _to_tensor(centre_distance_map(params.segm_output_sz), device, dtype)[None, None]
         self._table = device_normalize_table(device)
 
-    def _crop_tensor(self, crop: np.ndarray) -> torch.Tensor:
-        """The RGB uint8 crop normalised on the device, as a 1 x 3 x S x S network input: uploaded as
-        uint8 and looked up in the device copy of the normalisation table."""
-        values = normalize_segm_crop_tensor(upload(crop, self.device), self._table)
-        x = values.to(self.dtype).permute(2, 0, 1).unsqueeze(0)
-        return x.contiguous(memory_format=self.memory_format)
-
-    def _trunk(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """The backbone taps of a network input, in the trackers' dtype."""
+    def _trunk(self, crop: torch.Tensor) -> List[torch.Tensor]:
+        """The backbone taps, in the trackers' dtype, of an S x S x 3 uint8 RGB crop on the device: the
+        crop travels as uint8 and is normalised with the device copy of the normalisation table (a
+        graphed call)."""
+        values = normalize_segm_crop_tensor(crop, self._table)
+        x = values.to(self.dtype).permute(2, 0, 1).unsqueeze(0).contiguous(memory_format=self.memory_format)
         with self._precision():
             taps = self.net.extract_backbone_features(x)
         return [self._precision.restore(t, self.dtype) for t in taps]
 
     def _features(self, crop: np.ndarray) -> List[torch.Tensor]:
-        return self._trunk(self._crop_tensor(crop))
+        return self._graphs("segm_trunk", self._trunk, upload(crop, self.device))
+
+    def _foreground(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The S x S foreground probability from the four test taps, the train embedding, the train
+        mask and the distance map (a graphed call)."""
+        *test_feats, embedding, train_mask, dist = inputs
+        logits = self.net.segm_predictor.predict(test_feats, embedding, train_mask, dist)
+        return torch.softmax(logits, dim=1)[0, 0]
+
+    @staticmethod
+    def _head_inputs(test_feats, memory: SegmentationMemory) -> List[torch.Tensor]:
+        return [*test_feats, memory.train_embedding, memory.train_mask, memory.dist_map]
 
     def _probability(self, test_feats, memory: SegmentationMemory) -> np.ndarray:
-        logits = self.net.segm_predictor.predict(test_feats, memory.train_embedding, memory.train_mask,
-                                                 memory.dist_map)
         # the foreground map comes to the host once: the contours, the box fit and the output mask
         # (mask_output) all need it there; the contours' threshold is applied to this host copy
-        return download(torch.softmax(logits, dim=1)[0, 0])
+        return download(self._graphs("segm_head", self._foreground, *self._head_inputs(test_feats, memory)))
 
     @torch.no_grad()
     def initialize(self, image: np.ndarray, box_xywh: np.ndarray, polygon: np.ndarray, size_hw: np.ndarray,
                    init_mask: Optional[np.ndarray]) -> SegmentationMemory:
         p = self.params
         crop, factor = segm_crop(image, box_xywh, p.segm_search_area_factor, p.segm_output_sz)
-        feats = self._features(crop)
+        feats = self._graphs.keep(self._features(crop))         # kept in the memory
         embedding = self.net.segm_predictor.embed(feats[3])
         if init_mask is not None:
             mask_crop, _ = segm_crop(init_mask.astype(np.float32), box_xywh, p.segm_search_area_factor,
@@ -121,9 +129,13 @@ class Segmenter:
             dilated = cv2.dilate(mask_crop, np.ones((k, k), np.uint8), iterations=1)
             train_mask = binary * dilated
             pixels = np.sum(train_mask)
-        return SegmentationMemory(feats, embedding, _to_tensor(train_mask, self.device, self.dtype)[None, None],
-                                  self._dist, np.array([pixels]), init_prob=prob, init_crop=crop,
-                                  init_mask_crop=mask_crop, init_crop_factor=factor)
+        memory = SegmentationMemory(feats, embedding, _to_tensor(train_mask, self.device, self.dtype)[None, None],
+                                    self._dist, np.array([pixels]), init_prob=prob, init_crop=crop,
+                                    init_mask_crop=mask_crop, init_crop_factor=factor)
+        if init_mask is not None:
+            # a mask initialisation runs no head: record its graph now, not in the first frame
+            self._graphs.prepare("segm_head", self._foreground, *self._head_inputs(feats, memory))
+        return memory
 
     @torch.no_grad()
     def segment(self, image: np.ndarray, pos_yx: np.ndarray, size_hw: np.ndarray, memory: SegmentationMemory,
@@ -134,9 +146,9 @@ class Segmenter:
         box = [pos_yx[1] - size_hw[1] / 2, pos_yx[0] - size_hw[0] / 2, size_hw[1], size_hw[0]]
         with self._stage("segm_crop"):
             crop, factor = segm_crop(image, box, p.segm_search_area_factor, p.segm_output_sz)
-            x = self._crop_tensor(crop)
+            crop_tensor = upload(crop, self.device)
         with self._stage("segm_trunk"):
-            feats = self._trunk(x)
+            feats = self._graphs("segm_trunk", self._trunk, crop_tensor)
         with self._stage("segm_head"):
             prob = self._probability(feats, memory)
         out = SegmentationOutput(prob=prob, crop_factor=factor, crop_window=segm_crop_window(box, p.segm_search_area_factor))

@@ -12,6 +12,8 @@ them few, explicit and countable:
   them.
 * :func:`host_side` marks work done on host tensors on purpose (e.g. the sample-memory weights): on
   CUDA it launches nothing on the device.
+* :func:`graph_replay` marks a CUDA-graph replay (:mod:`d3s_vot.tracker.cuda_graphs`): one launch
+  on the device, however many operations the graph holds.
 * :func:`gpu_code_path` says whether to take the forms written for a GPU (e.g. one ``fold`` instead of
   16 slice additions), which a counter can select on the CPU with :func:`as_gpu_code_path`.
 
@@ -40,13 +42,16 @@ HOST_SIDE = "host_side"           # host-tensor work: nothing runs on the device
 
 
 class TransferRecorder(Protocol):
-    """Receives the tracker's transfers: ``kind`` (one of the constants above), the bytes moved, and
-    ``entering`` / ``leaving`` of a :func:`host_side` block (``kind == HOST_SIDE``)."""
+    """Receives the tracker's transfers: ``kind`` (one of the constants above) and the bytes moved;
+    ``entering`` / leaving a :func:`host_side` block and a :func:`graph_replay` block."""
 
     def transfer(self, kind: str, nbytes: int) -> None:
         ...
 
     def host_side(self, entering: bool) -> None:
+        ...
+
+    def graph_replay(self, entering: bool) -> None:
         ...
 
 
@@ -83,6 +88,21 @@ def host_side() -> Iterator[None]:
         yield
     finally:
         recorder.host_side(False)
+
+
+@contextlib.contextmanager
+def graph_replay() -> Iterator[None]:
+    """One CUDA-graph replay, or its eager stand-in in a CPU counting run: a recorder counts one launch
+    for the block, not the operations inside it."""
+    recorder = _RECORDER.get()
+    if recorder is None:
+        yield
+        return
+    recorder.graph_replay(True)
+    try:
+        yield
+    finally:
+        recorder.graph_replay(False)
 
 
 def _on_device(device: torch.device) -> bool:
@@ -139,10 +159,11 @@ def upload_many(arrays: Sequence[HostData], device: torch.device, dtype: Optiona
 
 def download(tensor: torch.Tensor) -> np.ndarray:
     """A device tensor as a host numpy array (one synchronisation on CUDA; on the CPU the array may
-    share the tensor's memory)."""
+    share the tensor's memory, except on the GPU code path, where it is a copy as on CUDA)."""
     _note(DOWNLOAD, tensor.numel() * tensor.element_size())
     with host_side():
-        return tensor.detach().cpu().numpy()
+        array = tensor.detach().cpu().numpy()
+        return array.copy() if not _on_device(tensor.device) and _GPU_CODE_PATH.get() else array
 
 
 def read_values(tensor: torch.Tensor) -> List[float]:

@@ -25,7 +25,8 @@ class TrunkPrecision:
     def __call__(self) -> ContextManager[Any]:
         if not self.enabled:
             return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        # no cast cache: a CUDA graph may record the trunk call (d3s_vot.tracker.cuda_graphs)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
 
     def restore(self, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """A trunk output in the trackers' dtype (unchanged when bfloat16 is off)."""
