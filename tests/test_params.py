@@ -98,6 +98,7 @@ def test_defaults_fast_mode_and_the_repos_overrides_pass():
     ({"use_segmentation": 1}, "D3SParams.use_segmentation = 1: must be a bool (True or False)"),
     ({"deterministic": "false"}, "D3SParams.deterministic = 'false': must be a bool (True or False)"),
     ({"aug_fliplr": None}, "D3SParams.aug_fliplr = None: must be a bool (True or False)"),
+    ({"cuda_graphs": 3}, "D3SParams.cuda_graphs = 3: must be a bool (True or False)"),
     ({"vot_anno_conversion_type": "union"},
      "D3SParams.vot_anno_conversion_type = 'union': must be one of 'preserve_area'"),
     # tuples

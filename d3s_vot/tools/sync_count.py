@@ -61,6 +61,8 @@ TRACKER_OP_BUDGET = 150
 #: the issue's target for a whole plain frame, networks included: met with the networks as three CUDA-graph
 #: replays (``cuda_graphs``, the default); launched op by op the two trunks and the head alone are ~244
 FRAME_OP_BUDGET = 150
+#: the op name a CUDA-graph replay is counted under
+GRAPH_REPLAY_OP = "cuda_graph_replay"
 
 
 def _call_site() -> Tuple[str, bool]:
@@ -92,9 +94,13 @@ class CallCount:
     uploads: int = 0
     upload_bytes: int = 0
     download_bytes: int = 0
-    graph_replays: int = 0                                              # each counted as one network op
     ops_by_name: collections.Counter = field(default_factory=collections.Counter)
     cuda_sync_warnings: Optional[int] = None                            # CUDA runs only
+
+    @property
+    def graph_replays(self) -> int:
+        """CUDA-graph replays (each counted as one network op)."""
+        return self.ops_by_name[GRAPH_REPLAY_OP]
 
     @property
     def ops(self) -> int:
@@ -134,8 +140,7 @@ class SyncCounter(TorchDispatchMode):
     def graph_replay(self, entering: bool) -> None:
         """A CUDA-graph replay: one launch for the networks, whatever the graph runs."""
         if entering:
-            self.count.graph_replays += 1
-            self._add_op("cuda_graph_replay", network=True)
+            self._add_op(GRAPH_REPLAY_OP, network=True)
         self._graph_depth += 1 if entering else -1
 
     # -- dispatch mode ------------------------------------------------------------------------------

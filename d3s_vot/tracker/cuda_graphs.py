@@ -137,8 +137,11 @@ class GraphedCalls:
     def prepare(self, name: str, fn: Callable[..., Any], *inputs: torch.Tensor) -> None:
         """Record ``fn``'s graph for inputs shaped like ``inputs`` now (at initialisation), so that the
         first frame only replays. Nothing happens when graphs are off or already recorded."""
-        if self.active and _key(name, inputs) not in self._graphs:
-            self._record(_key(name, inputs), fn, inputs)
+        if not self.active:
+            return
+        key = _key(name, inputs)
+        if key not in self._graphs:
+            self._record(key, fn, inputs)
 
     def keep(self, outputs: Any) -> Any:
         """Copies of a graphed call's output tensors, for keeping past the next replay (unchanged

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Iterator, List, Optional, Protocol, Sequence, Union
+from typing import Callable, ContextManager, Iterator, List, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -76,33 +76,29 @@ def _note(kind: str, nbytes: int) -> None:
 
 
 @contextlib.contextmanager
-def host_side() -> Iterator[None]:
+def _recorded_block(tell: Callable[[TransferRecorder, bool], None]) -> Iterator[None]:
+    """A block whose entering and leaving the recorder (if any) is told of through ``tell``."""
+    recorder = _RECORDER.get()
+    if recorder is None:
+        yield
+        return
+    tell(recorder, True)
+    try:
+        yield
+    finally:
+        tell(recorder, False)
+
+
+def host_side() -> ContextManager[None]:
     """Work on host (CPU) tensors that stays on the host on every device: a recorder does not count
     its operations as device work."""
-    recorder = _RECORDER.get()
-    if recorder is None:
-        yield
-        return
-    recorder.host_side(True)
-    try:
-        yield
-    finally:
-        recorder.host_side(False)
+    return _recorded_block(lambda recorder, entering: recorder.host_side(entering))
 
 
-@contextlib.contextmanager
-def graph_replay() -> Iterator[None]:
+def graph_replay() -> ContextManager[None]:
     """One CUDA-graph replay, or its eager stand-in in a CPU counting run: a recorder counts one launch
     for the block, not the operations inside it."""
-    recorder = _RECORDER.get()
-    if recorder is None:
-        yield
-        return
-    recorder.graph_replay(True)
-    try:
-        yield
-    finally:
-        recorder.graph_replay(False)
+    return _recorded_block(lambda recorder, entering: recorder.graph_replay(entering))
 
 
 def _on_device(device: torch.device) -> bool:
